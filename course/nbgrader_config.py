@@ -1,0 +1,38 @@
+"""nbgrader configuration of the nstlab course.
+
+The course root is the repository: instructor notebooks live in ``solutions/``, the student release is
+written to ``notebooks/``, and everything made while grading (submissions, autograded copies, feedback and
+the gradebook database) stays under ``course/``, which git ignores. Run nbgrader through ``nstlab course
+...`` from anywhere, or with this folder as the working directory.
+"""
+
+from pathlib import Path
+
+c = get_config()  # noqa: F821 -- provided by traitlets when nbgrader loads this file
+
+HERE = Path(__file__).resolve().parent
+
+c.CourseDirectory.course_id = "nstlab"
+c.CourseDirectory.root = str(HERE.parent)
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "notebooks"
+c.CourseDirectory.submitted_directory = "course/submitted"
+c.CourseDirectory.autograded_directory = "course/autograded"
+c.CourseDirectory.feedback_directory = "course/feedback"
+c.CourseDirectory.db_url = f"sqlite:///{HERE / 'gradebook.db'}"
+
+# The student release keeps no outputs and no execution counts (solutions/ are committed that way too).
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# A graded notebook runs in the tiny "grade" profile in well under a minute; a cell that needs more than
+# three minutes is almost certainly an infinite loop. A timeout costs that cell its points, not the batch.
+c.Execute.timeout = 180
+c.Execute.interrupt_on_timeout = True
+
+# nbgrader gives zero to a test cell that writes anything to stderr. torch and numpy warn on stderr
+# (deprecations, "TF32 is enabled", ...) even when the answer is right, so outputs that are warnings are
+# dropped before grading. Errors are outputs of another type and still cost the points.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"\w*Warning\b"
+

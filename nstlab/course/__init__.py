@@ -1,0 +1,193 @@
+"""The course as nbgrader sees it, and the commands instructors and students run on it.
+
+The repository is the nbgrader course root (see ``course/nbgrader_config.py``):
+
+==================  ===========================================================================
+``course/source/``  one percent-format file per assignment, the text the notebooks are built from
+``solutions/``      nbgrader's source notebooks: solutions and hidden tests (built from the above)
+``notebooks/``      the student release, made by ``nbgrader generate_assignment``; committed
+``course/...``      submissions, autograded copies, feedback, gradebook (git-ignored)
+``work/``           each student's own copies, made by :func:`start`, never overwritten (git-ignored)
+==================  ===========================================================================
+
+The functions here run nbgrader's real commands with the course configuration, from any working folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from nstlab.course.authoring import build_notebook, write_notebook
+
+ROOT_ENV_VAR = "NSTLAB_COURSE_ROOT"
+CONFIG = Path("course") / "nbgrader_config.py"
+
+
+class CourseError(RuntimeError):
+    """The course folder is missing or a command failed; the message says which and what to do."""
+
+
+def course_root() -> Path:
+    """The repository folder that holds ``course/nbgrader_config.py``.
+
+    Looked for in ``NSTLAB_COURSE_ROOT``, then in the working folder and its parents, then beside the
+    installed package (an editable install from a clone).
+
+    Raises:
+        CourseError: no course folder was found, with how to point at one.
+    """
+    candidates = []
+    if os.environ.get(ROOT_ENV_VAR):
+        candidates.append(Path(os.environ[ROOT_ENV_VAR]))
+    cwd = Path.cwd().resolve()
+    candidates += [cwd, *cwd.parents]
+    candidates.append(Path(__file__).resolve().parents[2])
+    for folder in candidates:
+        if (folder / CONFIG).is_file():
+            return folder.resolve()
+    raise CourseError(
+        f"no nstlab course found (looked for {CONFIG} in the working folder, its parents and beside the package). "
+        f"Run the command inside your clone of the course, or set {ROOT_ENV_VAR} to its folder."
+    )
+
+
+def assignments(root: Path | None = None) -> list[str]:
+    """Names of the assignments, in course order (``00-welcome``, ``01-perceptron`` ...)."""
+    root = root or course_root()
+    return sorted(p.stem for p in (root / "course" / "source").glob("*.py"))
+
+
+def _check_assignment(name: str, root: Path) -> None:
+    known = assignments(root)
+    if name not in known:
+        raise CourseError(f"no assignment called {name!r}; the course has {', '.join(known) or 'none'}")
+
+
+def solution_path(name: str, root: Path | None = None) -> Path:
+    """Where the nbgrader source notebook of an assignment lives."""
+    root = root or course_root()
+    return root / "solutions" / name / f"{name}.ipynb"
+
+
+def build(names: list[str] | None = None, *, root: Path | None = None) -> list[Path]:
+    """Build ``solutions/<name>/<name>.ipynb`` from ``course/source/<name>.py`` for each assignment."""
+    root = root or course_root()
+    written = []
+    for name in names or assignments(root):
+        _check_assignment(name, root)
+        nb = build_notebook(root / "course" / "source" / f"{name}.py")
+        write_notebook(nb, solution_path(name, root))
+        written.append(solution_path(name, root))
+    return written
+
+
+def nbgrader(*args: str, root: Path | None = None, check: bool = True, capture: bool = False,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``nbgrader ARGS`` with the course configuration, whatever the working folder.
+
+    Raises:
+        CourseError: nbgrader exited non-zero and ``check`` is true.
+    """
+    root = root or course_root()
+    command = [sys.executable, "-m", "nbgrader", *args]
+    result = subprocess.run(
+        command, cwd=root / "course", text=True, capture_output=capture, env={**os.environ, **(env or {})}
+    )
+    if check and result.returncode != 0:
+        detail = f"\n{result.stderr[-3000:]}" if capture else ""
+        raise CourseError(f"`nbgrader {' '.join(args)}` failed with exit status {result.returncode}{detail}")
+    return result
+
+
+def generate(names: list[str] | None = None, *, root: Path | None = None, quiet: bool = False) -> None:
+    """Build the source notebooks and let nbgrader write the student release into ``notebooks/``."""
+    root = root or course_root()
+    names = names or assignments(root)
+    build(names, root=root)
+    for name in names:
+        nbgrader("generate_assignment", name, "--force", *(["--log-level=WARN"] if quiet else []),
+                 root=root, capture=quiet)
+
+
+def autograde(name: str, *, student: str | None = None, timeout: int | None = None,
+              root: Path | None = None, quiet: bool = False) -> None:
+    """Autograde the submissions of an assignment (all students, or one) into ``course/autograded/``.
+
+    Each submission lives in ``course/submitted/<student>/<assignment>/``. The solutions' test cells and
+    hidden tests are restored before grading, so a student cannot change or read them.
+    """
+    root = root or course_root()
+    _check_assignment(name, root)
+    args = ["autograde", name, "--force"]
+    if student:
+        args.append(f"--student={student}")
+    if timeout is not None:
+        args.append(f"--Execute.timeout={timeout}")
+    if quiet:
+        args.append("--log-level=WARN")
+    nbgrader(*args, root=root, capture=quiet)
+
+
+def feedback(name: str, *, root: Path | None = None, quiet: bool = False) -> None:
+    """Write HTML feedback for every autograded submission of an assignment into ``course/feedback/``."""
+    root = root or course_root()
+    _check_assignment(name, root)
+    nbgrader("generate_feedback", name, "--force", *(["--log-level=WARN"] if quiet else []),
+             root=root, capture=quiet)
+
+
+def export(to: str | Path, *, root: Path | None = None, quiet: bool = False) -> Path:
+    """Export every grade in the gradebook to a CSV file; returns its path."""
+    root = root or course_root()
+    to = Path(to).resolve()
+    nbgrader("export", f"--to={to}", *(["--log-level=WARN"] if quiet else []), root=root, capture=quiet)
+    return to
+
+
+@dataclass(frozen=True)
+class Started:
+    """What :func:`start` did: the files it copied and the ones it left alone because they exist."""
+
+    folder: Path
+    copied: list[Path]
+    kept: list[Path]
+
+
+def start(name: str, *, root: Path | None = None, work: Path | None = None) -> Started:
+    """Copy an assignment's release into the student's working folder, never overwriting a file.
+
+    A course update changes ``notebooks/`` only; the copy in ``work/<assignment>/`` is the student's and stays
+    as it is. Files missing from the working copy (new in an update, or deleted) are copied.
+    """
+    root = root or course_root()
+    _check_assignment(name, root)
+    release = root / "notebooks" / name
+    if not release.is_dir():
+        raise CourseError(f"{release} is missing; run `nstlab course generate {name}` first")
+    target = (work or root / "work") / name
+    copied, kept = [], []
+    for src in sorted(release.rglob("*")):
+        if src.is_dir():
+            continue
+        dst = target / src.relative_to(release)
+        if dst.exists():
+            kept.append(dst)
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        # Copy to a temporary name, then link into place: link() fails if dst appeared meanwhile, so a
+        # file that exists is never replaced, even by two starts at once.
+        tmp = dst.with_name(f".{dst.name}.copying")
+        shutil.copyfile(src, tmp)
+        try:
+            os.link(tmp, dst)
+            copied.append(dst)
+        except FileExistsError:
+            kept.append(dst)
+        finally:
+            tmp.unlink()
+    return Started(target, copied, kept)
