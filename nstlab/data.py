@@ -163,7 +163,7 @@ def open_image(name_or_path: str | Path, *, size: int | None = None) -> torch.Te
 
     Example:
         >>> open_image("coffee", size=64).shape
-        torch.Size([1, 3, 48, 64])
+        torch.Size([1, 3, 43, 64])
     """
     if isinstance(name_or_path, str) and name_or_path in IMAGES:
         return builtin_image(name_or_path, size=size)

@@ -50,6 +50,51 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+# ITU-R BT.601 luma weights for R, G and B: the brightness a viewer perceives, used by colour preservation.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """Convert an 8-bit RGB array of shape (H, W, 3) to the course's image convention.
+
+    Args:
+        array: ``uint8`` array of shape (H, W, 3), values 0..255, as PIL and matplotlib give them.
+
+    Returns:
+        float32 tensor of shape (1, 3, H, W) with values in [0, 1].
+
+    Example:
+        >>> array_to_tensor(np.full((2, 4, 3), 255, dtype=np.uint8)).shape
+        torch.Size([1, 3, 2, 4])
+    """
+    if not isinstance(array, np.ndarray) or array.ndim != 3 or array.shape[-1] != 3:
+        got = f"shape {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
+        raise ValueError(f"expected an (H, W, 3) numpy array, got {got}")
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected dtype uint8 (values 0..255), got {array.dtype}")
+    x = torch.from_numpy(array.astype(np.float32) / 255.0)  # (H, W, 3)
+    return x.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    r"""The perceived brightness of each pixel, :math:`Y = 0.299 R + 0.587 G + 0.114 B`.
+
+    Args:
+        image: (N, 3, H, W), RGB.
+
+    Returns:
+        (N, 1, H, W), same dtype and device.
+
+    Example:
+        >>> luminance(torch.ones(2, 3, 4, 4)).shape
+        torch.Size([2, 1, 4, 4])
+    """
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"expected an RGB batch of shape (N, 3, H, W), got {tuple(image.shape)}")
+    w = image.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)  # (1, 3, 1, 1), broadcast over N, H, W
+    return (image * w).sum(dim=1, keepdim=True)  # (N, 1, H, W)
+
+
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """Convert a PIL image of any mode to a float32 tensor of shape (1, 3, H, W) in [0, 1].
 
@@ -57,8 +102,7 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
         >>> pil_to_tensor(Image.new("L", (4, 2), 255)).shape
         torch.Size([1, 3, 2, 4])
     """
-    arr = np.asarray(_to_rgb(img), dtype=np.float32) / 255.0  # (H, W, 3)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
+    return array_to_tensor(np.asarray(_to_rgb(img), dtype=np.uint8))
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:

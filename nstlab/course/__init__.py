@@ -95,8 +95,13 @@ def nbgrader(*args: str, root: Path | None = None, check: bool = True, capture: 
     """
     root = root or course_root()
     command = [sys.executable, "-m", "nbgrader", *args]
+    # nbgrader runs helper programs (alembic) by name: put this environment's scripts first on PATH even
+    # when it was not activated, so the gradebook is migrated by the alembic that matches nbgrader.
+    scripts = str(Path(sys.executable).parent)
+    path = os.pathsep.join([scripts, os.environ.get("PATH", "")])
     result = subprocess.run(
-        command, cwd=root / "course", text=True, capture_output=capture, env={**os.environ, **(env or {})}
+        command, cwd=root / "course", text=True, capture_output=capture,
+        env={**os.environ, "PATH": path, **(env or {})},
     )
     if check and result.returncode != 0:
         detail = f"\n{result.stderr[-3000:]}" if capture else ""
