@@ -1,0 +1,28 @@
+"""Shared fixtures: the repository, its assignments, and throw-away copies of the course for grading."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = sorted(p.stem for p in (ROOT / "course" / "source").glob("*.py"))
+
+
+def copy_course(target: Path) -> Path:
+    """Copy what nbgrader needs (config, sources, solutions, release) into ``target``; return it."""
+    (target / "course").mkdir(parents=True)
+    shutil.copy(ROOT / "course" / "nbgrader_config.py", target / "course")
+    shutil.copytree(ROOT / "course" / "source", target / "course" / "source")
+    for folder in ("solutions", "notebooks"):
+        if (ROOT / folder).is_dir():
+            shutil.copytree(ROOT / folder, target / folder)
+    return target
+
+
+@pytest.fixture
+def course_copy(tmp_path: Path) -> Path:
+    """A private copy of the course: grading it never touches the repository's course/ folder."""
+    return copy_course(tmp_path / "repo")
