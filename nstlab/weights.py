@@ -243,10 +243,9 @@ def download(spec: WeightsSpec, *, directory: str | os.PathLike | None = None, p
     return target
 
 
-def _spec_for_file(file: Path, arch: str | None) -> WeightsSpec:
-    """The spec whose checksum ``file`` matches (only ``arch``'s, if given)."""
+def _spec_for_file(file: Path, candidates: list[WeightsSpec]) -> WeightsSpec:
+    """The spec among ``candidates`` whose checksum ``file`` matches."""
     digest = sha256_of(file)
-    candidates = [weights_spec(arch)] if arch else [weights_spec(a) for a in ARCHS]
     for spec in candidates:
         if digest.startswith(spec.sha256_prefix):
             return spec
@@ -256,13 +255,14 @@ def _spec_for_file(file: Path, arch: str | None) -> WeightsSpec:
                              "from the address `nstlab weights status` shows.")
 
 
-def import_weights(file: str | os.PathLike, *, arch: str | None = None) -> Path:
+def import_weights(file: str | os.PathLike, *, arch: str | None = None, spec: WeightsSpec | None = None) -> Path:
     """Verify a downloaded weights file and copy it into the cache under torchvision's name.
 
     Args:
         file: a ``.pth`` file, e.g. ``vgg19-dcbb9e9d.pth`` downloaded on another machine (any name will do:
             the checksum says which architecture it is).
         arch: insist on this architecture.
+        spec: insist on this file (a mirror's, or a test's) instead of torchvision's.
 
     Returns:
         The cached file's path.
@@ -274,7 +274,8 @@ def import_weights(file: str | os.PathLike, *, arch: str | None = None) -> Path:
     file = Path(file).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"{file} does not exist or is not a file; give the path of a downloaded .pth.")
-    spec = _spec_for_file(file, _check_arch(arch) if arch else None)
+    candidates = [spec] if spec else [weights_spec(arch)] if arch else [weights_spec(a) for a in ARCHS]
+    spec = _spec_for_file(file, candidates)
     target = weights_dir() / spec.filename
     if target.exists() and target.resolve() == file.resolve():
         return target
