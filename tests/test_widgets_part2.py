@@ -1,0 +1,63 @@
+"""Headless tests of the Part II lecture demos: set control values, check what changed, and how fast."""
+
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nstlab.widgets.conv_playground import CUSTOM, PRESETS, conv_playground
+
+
+@pytest.fixture(scope="module")
+def playground():
+    return conv_playground(size=96)
+
+
+def test_playground_output_is_the_convolution_of_the_photo_with_the_preset(playground):
+    playground.preset.value = "Sobel y (horizontal edges)"
+    expected = F.conv2d(playground.photo, torch.tensor(PRESETS["Sobel y (horizontal edges)"],
+                                                       dtype=torch.float32)[None, None], padding=1)
+    torch.testing.assert_close(playground.output, expected)
+
+
+def test_playground_output_size_follows_stride_and_padding(playground):
+    H, W = playground.photo.shape[2:]
+    for s, P in [(1, 0), (2, 1), (3, 3), (4, 2)]:
+        playground.stride.value, playground.padding.value = s, P
+        assert playground.output.shape[2:] == ((H + 2 * P - 3) // s + 1, (W + 2 * P - 3) // s + 1)
+        assert f"= {playground.output.shape[2]}" in playground.status.value
+    playground.stride.value, playground.padding.value = 1, 1
+
+
+def test_typing_into_the_grid_makes_a_custom_kernel_that_is_used(playground):
+    playground.preset.value = "identity"
+    before = playground.output_view.value
+    torch.testing.assert_close(playground.output, playground.photo)  # identity with P = 1 keeps the photo
+    playground.cells[4].value = 0.0
+    playground.cells[0].value = 1.0  # now the kernel shifts the image by one pixel
+    assert playground.preset.value == CUSTOM
+    assert playground.kernel[0, 0] == 1.0 and playground.kernel[1, 1] == 0.0
+    torch.testing.assert_close(playground.output[0, 0, 1:, 1:], playground.photo[0, 0, :-1, :-1])
+    assert playground.output_view.value != before
+
+
+def test_choosing_another_photo_redraws_the_input(playground):
+    before = playground.input_view.value
+    playground.image.value = "coffee"
+    assert playground.input_view.value != before
+    assert playground.photo.shape[2:] != (96, 96)  # coffee is landscape
+
+
+def test_playground_responds_within_a_second_at_lecture_size():
+    demo = conv_playground(size=256)
+    start = time.perf_counter()
+    demo.stride.value = 2
+    demo.preset.value = "sharpen"
+    assert (time.perf_counter() - start) / 2 < 1.0
+    assert demo.seconds < 1.0
+
+
+def test_playground_rejects_an_unknown_preset():
+    with pytest.raises(ValueError, match="preset"):
+        conv_playground(preset="gaussian")
