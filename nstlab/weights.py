@@ -330,7 +330,9 @@ def _vgg_features(arch: str) -> nn.Sequential:
     classifier, which feature extraction does not use."""
     from torchvision.models.vgg import cfgs, make_layers
 
-    return make_layers(cfgs[{"vgg16": "D", "vgg19": "E"}[_check_arch(arch)]], batch_norm=False)
+    config = cfgs[{"vgg16": "D", "vgg19": "E"}[_check_arch(arch)]]
+    with torch.random.fork_rng(devices=[]):  # the layers' default initialisation must not move the global RNG
+        return make_layers(config, batch_norm=False)
 
 
 def _freeze(features: nn.Sequential) -> nn.Sequential:
