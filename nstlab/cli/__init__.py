@@ -16,7 +16,7 @@ import importlib
 import sys
 
 # The subcommands, in the order ``nstlab --help`` lists them; each names a module in this package.
-COMMANDS = ("doctor", "course", "lab", "weights")
+COMMANDS = ("doctor", "course", "lab", "weights", "stylize")
 
 
 class UserError(Exception):
@@ -34,16 +34,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nstlab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"nstlab.cli.{name}")
+        try:
+            module = importlib.import_module(f"nstlab.cli.{name}")
+        except Exception as err:  # noqa: BLE001 -- a broken install must not take `nstlab doctor` down with it
+            _add_unavailable(subparsers, name, err)
+            continue
         sub = module.add_parser(subparsers)
         sub.set_defaults(_run=module.run)
     return parser
 
 
+def _add_unavailable(subparsers: argparse._SubParsersAction, name: str, err: Exception) -> None:
+    """Register a command whose module failed to import; running it explains why instead of a traceback."""
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+
+    def run(args: argparse.Namespace) -> int:
+        raise UserError(f"unavailable because an import failed ({reason}); run `nstlab doctor` for the fix")
+
+    sub = subparsers.add_parser(name, help=f"(unavailable: {reason})", add_help=False)
+    sub.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.set_defaults(_run=run)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nstlab`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "_passes_unknown_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-SUPPORTED_PYTHON = ((3, 10), (3, 13))
+SUPPORTED_PYTHON = ((3, 11), (3, 13))
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,14 @@ def _labextension(component: str, name: str) -> Finding:
                    "reinstall in this environment: `pip install --force-reinstall ipywidgets nbgrader`")
 
 
+def _widgets_extension() -> Finding:
+    return _labextension("widgets", "@jupyter-widgets/jupyterlab-manager")
+
+
+def _nbgrader_extension() -> Finding:
+    return _labextension("nbgrader extension", "@jupyter/nbgrader")
+
+
 def _kernel() -> Finding:
     try:
         importlib.import_module("ipykernel")
@@ -141,8 +149,7 @@ def _kernel() -> Finding:
 
 CHECKS: tuple[Callable[[], Finding | list[Finding]], ...] = (
     _python, _torch, _torchvision, _device, _profile, _weights, _kernel, _nbgrader,
-    lambda: _labextension("widgets", "@jupyter-widgets/jupyterlab-manager"),
-    lambda: _labextension("nbgrader extension", "@jupyter/nbgrader"),
+    _widgets_extension, _nbgrader_extension,
 )
 
 
@@ -150,7 +157,12 @@ def diagnose() -> list[Finding]:
     """Run every check and return the findings, in report order."""
     findings: list[Finding] = []
     for check in CHECKS:
-        result = check()
+        try:
+            result = check()
+        except Exception as err:  # noqa: BLE001 -- a check that crashes is itself a finding, not a traceback
+            name = getattr(check, "__name__", "check").strip("_<>") or "check"
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            result = Finding(name, f"could not be checked ({reason})", False, "fix the failures above first")
         findings.extend(result if isinstance(result, list) else [result])
         if findings[-1].component == "torch" and not findings[-1].ok:
             break  # nothing below works without torch

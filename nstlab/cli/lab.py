@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Copy released notebooks that are missing from work/ (never overwriting), then start "
         "JupyterLab with the course beside them. Extra options go to jupyter lab (e.g. --no-browser --port 8889).",
     )
-    parser.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="options passed to jupyter lab")
+    parser.set_defaults(_passes_unknown_options=True)  # everything unknown goes to jupyter lab
     return parser
 
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"copied {path.relative_to(root)}")
     except course.CourseError as err:
         raise UserError(str(err)) from err
-    command = lab_command(root, args.jupyter_args)
+    command = lab_command(root, args.extra)
     print("starting JupyterLab: your notebooks are in work/, the course material beside them", flush=True)
     os.execv(command[0], command)
     return 0  # not reached: execv replaces this process

@@ -41,9 +41,12 @@ def course_root() -> Path:
     Raises:
         CourseError: no course folder was found, with how to point at one.
     """
-    candidates = []
     if os.environ.get(ROOT_ENV_VAR):
-        candidates.append(Path(os.environ[ROOT_ENV_VAR]))
+        chosen = Path(os.environ[ROOT_ENV_VAR])
+        if not (chosen / CONFIG).is_file():
+            raise CourseError(f"{ROOT_ENV_VAR}={chosen} has no {CONFIG}; point it at your clone of the course or unset it")
+        return chosen.resolve()
+    candidates = []
     cwd = Path.cwd().resolve()
     candidates += [cwd, *cwd.parents]
     candidates.append(Path(__file__).resolve().parents[2])

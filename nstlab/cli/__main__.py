@@ -1,0 +1,7 @@
+"""``python -m nstlab.cli`` runs the ``nstlab`` command."""
+
+import sys
+
+from nstlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,93 @@
+"""Students' work is never lost, and the course commands work from any folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ASSIGNMENTS
+from nstlab import course
+
+
+def _nstlab(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nstlab.cli", *args], cwd=cwd, text=True, capture_output=True,
+                          env={**os.environ, **(env or {})})
+
+
+def test_start_copies_the_release_into_work(course_copy: Path):
+    started = course.start("00-welcome", root=course_copy)
+    target = course_copy / "work" / "00-welcome" / "00-welcome.ipynb"
+    assert started.copied == [target]
+    assert target.read_bytes() == (course_copy / "notebooks" / "00-welcome" / "00-welcome.ipynb").read_bytes()
+
+
+def test_start_never_overwrites_a_students_notebook(course_copy: Path):
+    course.start("00-welcome", root=course_copy)
+    mine = course_copy / "work" / "00-welcome" / "00-welcome.ipynb"
+    mine.write_text("my answers", encoding="utf-8")
+    # A course update changes the release; starting again must leave the student's copy alone.
+    release = course_copy / "notebooks" / "00-welcome" / "00-welcome.ipynb"
+    release.write_text(release.read_text(encoding="utf-8").replace("Welcome", "Welcome back"), encoding="utf-8")
+    started = course.start("00-welcome", root=course_copy)
+    assert started.copied == [] and started.kept == [mine]
+    assert mine.read_text(encoding="utf-8") == "my answers"
+
+
+def test_start_restores_a_deleted_notebook_only(course_copy: Path):
+    course.start("00-welcome", root=course_copy)
+    mine = course_copy / "work" / "00-welcome" / "00-welcome.ipynb"
+    mine.unlink()
+    assert course.start("00-welcome", root=course_copy).copied == [mine]
+
+
+def test_start_rejects_an_unknown_assignment_by_name(course_copy: Path):
+    with pytest.raises(course.CourseError, match="no assignment called '99-nope'.*00-welcome"):
+        course.start("99-nope", root=course_copy)
+
+
+def test_course_commands_find_the_course_from_a_subfolder(course_copy: Path):
+    sub = course_copy / "work" / "deep"
+    sub.mkdir(parents=True)
+    result = _nstlab("course", "list", cwd=sub, env={"NSTLAB_COURSE_ROOT": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ASSIGNMENTS
+
+
+def test_cli_start_reports_kept_files_and_exits_zero(course_copy: Path):
+    first = _nstlab("course", "start", "00-welcome", cwd=course_copy)
+    second = _nstlab("course", "start", "--all", cwd=course_copy)
+    assert first.returncode == 0 and "copied" in first.stdout
+    assert second.returncode == 0 and "kept" in second.stdout and "not overwritten" in second.stdout
+
+
+def test_cli_with_a_wrong_course_root_says_what_is_wrong_in_one_line(tmp_path: Path):
+    result = _nstlab("course", "list", cwd=tmp_path, env={"NSTLAB_COURSE_ROOT": str(tmp_path)})
+    assert result.returncode == 2
+    assert "NSTLAB_COURSE_ROOT" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_work_and_grading_folders_are_ignored_by_git():
+    from conftest import ROOT
+
+    ignored = (ROOT / ".gitignore").read_text()
+    for folder in ("work/", "course/submitted/", "course/autograded/", "course/feedback/", "course/gradebook.db"):
+        assert folder in ignored
+
+
+def test_nbgrader_config_follows_the_course_layout():
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from conftest import ROOT
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT / "course")).load_config()
+    assert Path(config.CourseDirectory.root) == ROOT
+    assert config.CourseDirectory.source_directory == "solutions"
+    assert config.CourseDirectory.release_directory == "notebooks"
+    assert config.CourseDirectory.db_url.endswith("course/gradebook.db")
+    assert 60 <= config.Execute.timeout <= 600
+    assert config.IgnorePattern.enabled
