@@ -106,3 +106,24 @@ def loss_surface(ax, X: torch.Tensor, y: torch.Tensor, *, w_range: tuple[float, 
     ax.contour(Wg, Bg, E, levels=levels if len(levels) > 1 else 10, cmap="viridis")
     ax.set(xlabel="w", ylabel="b", xlim=w_range, ylim=b_range)
     return ax
+
+
+def render_png(fig) -> bytes:
+    """Render a matplotlib ``Figure`` to PNG bytes (for an ``ipywidgets.Image``), without pyplot.
+
+    Widgets draw on a ``matplotlib.figure.Figure`` made directly, so no global pyplot state is touched and
+    nothing needs closing.
+
+    Example:
+        >>> from matplotlib.figure import Figure
+        >>> render_png(Figure(figsize=(1, 1)))[:4]
+        b'\\x89PNG'
+    """
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
