@@ -165,10 +165,10 @@ def check_close(
     rel_err = float(np.nanmax(rel))
     hint = ""
     ratio = _constant_ratio(a, e)
-    if ratio is not None:
-        hint = f" Every entry is off by the same factor {ratio:.6g}: a missing or extra normalisation constant?"
-    elif np.allclose(a, -e, rtol=rtol, atol=atol):
+    if np.allclose(a, -e, rtol=rtol, atol=atol):
         hint = " It is the negative of the expected value: check the sign."
+    elif ratio is not None:
+        hint = f" Every entry is off by the same factor {ratio:.6g}: a missing or extra normalisation constant?"
     elif a.ndim == 2 and a.shape == e.shape[::-1] and np.allclose(a, e.T, rtol=rtol, atol=atol):
         hint = " It is the transpose of the expected value."
     raise CheckFailed(
