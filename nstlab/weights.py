@@ -129,7 +129,7 @@ def weights_dir() -> Path:
     """The folder that holds cached weights: ``$NSTLAB_WEIGHTS_DIR``, else ``torch.hub.get_dir()/checkpoints``.
 
     Example:
-        >>> weights_dir().name in ("checkpoints", Path(os.environ.get("NSTLAB_WEIGHTS_DIR", "x")).name)
+        >>> weights_path("vgg19").parent == weights_dir()
         True
     """
     configured = os.environ.get(DIR_ENV_VAR, "").strip()

@@ -194,6 +194,16 @@ def test_loss_gradients_match_finite_differences(convention):
                              convention=convention).total, (F,))
 
 
+def test_the_gram_matrix_backward_pass_equals_autograd_of_the_plain_product():
+    F = rand(2, 3, 4, 5, seed=38, dtype=torch.float64).requires_grad_()
+    dG = rand(2, 3, 3, seed=39, dtype=torch.float64)  # not symmetric: the general case
+    (ours,) = torch.autograd.grad(gram_matrix(F), F, dG)
+    F_flat = F.reshape(2, 3, 20)
+    (plain,) = torch.autograd.grad(F_flat @ F_flat.transpose(1, 2), F, dG)
+    torch.testing.assert_close(ours, plain)
+    assert torch.autograd.gradgradcheck(lambda f: gram_matrix(f, normalize=True), (F,))
+
+
 @pytest.mark.parametrize("convention", ["gatys", "deeplearning_ai"])
 def test_analytic_content_gradient_equals_autograd_through_the_relu(convention):
     X = rand(2, 4, 5, 5, seed=30, dtype=torch.float64).requires_grad_()  # pre-activation
