@@ -2,10 +2,12 @@
 
 import time
 
-import pytest
 import torch
 
 from nstlab import linear, mlp, perceptron
+from nstlab.widgets.backprop_stepper import STAGES as backprop_stages
+from nstlab.widgets.backprop_stepper import backprop_stepper
+from nstlab.widgets.gd_explorer import gd_explorer
 from nstlab.widgets.perceptron_stepper import perceptron_stepper
 
 # A widget must answer a click within a second on a CPU; allow the slow shared CI machine some slack.
@@ -48,3 +50,74 @@ def test_perceptron_stepper_responds_within_a_second():
     demo = perceptron_stepper()
     assert _timed(demo.step_button.click) < RESPONSE_S
     assert _timed(lambda: setattr(demo.gate, "value", "nand")) < RESPONSE_S
+
+
+def test_gd_explorer_reruns_gradient_descent_when_the_learning_rate_changes():
+    demo = gd_explorer(epochs=20, eta=1e-3)
+    before_image, before_losses = demo.image.value, demo.fit.losses
+    demo.eta.value = 3e-3
+    assert demo.image.value != before_image and not torch.equal(demo.fit.losses, before_losses)
+    expected = linear.fit(demo.X, demo.y, eta=demo.eta.value, epochs=20)
+    torch.testing.assert_close(demo.fit.losses, expected.losses)
+    assert demo.fit.losses[-1] < demo.fit.losses[0]
+
+
+def test_gd_explorer_reports_divergence_above_two_over_lambda_max():
+    demo = gd_explorer(epochs=30)
+    A = torch.cat([demo.X, torch.ones_like(demo.X)], dim=1)
+    lam_max = float(torch.linalg.eigvalsh(A.T @ A).max())
+    demo.eta.value = 2.5 / lam_max
+    assert demo.fit.losses[-1] > demo.fit.losses[0] and "diverging" in demo.status.value
+    demo.eta.value = 0.5 / lam_max
+    assert "diverging" not in demo.status.value
+
+
+def test_gd_explorer_switches_between_batch_and_sgd_and_epochs():
+    demo = gd_explorer(epochs=10, eta=2e-3)
+    demo.method.value = "sgd"
+    expected = linear.fit(demo.X, demo.y, eta=2e-3, epochs=10, method="sgd", seed=0)
+    torch.testing.assert_close(demo.fit.w, expected.w)
+    demo.epochs.value = 25
+    assert demo.fit.losses.shape == (26,)
+
+
+def test_gd_explorer_responds_within_a_second():
+    demo = gd_explorer(epochs=200)
+    assert _timed(lambda: setattr(demo.eta, "value", 2e-3)) < RESPONSE_S
+    assert _timed(lambda: setattr(demo.method, "value", "sgd")) < RESPONSE_S
+
+
+def test_backprop_stepper_shows_each_delta_equal_to_the_library_and_autograd():
+    demo = backprop_stepper(example=2)
+    params = demo.params
+    for _ in range(5):  # through "gradients"
+        demo.next_button.click()
+    assert backprop_stages[demo.stage] == "gradients"
+    x, t = demo.values["x"], demo.values["t"]
+    zs, acts = mlp.forward(params, x)
+    delta2 = mlp.output_delta(zs[1], acts[2], t)
+    torch.testing.assert_close(demo.values["delta2"], delta2)
+    torch.testing.assert_close(demo.values["delta1"], mlp.hidden_delta(delta2, params[1][0], zs[0]))
+    for (dW, db), (rW, rb) in zip(demo.values["grads"], mlp.autograd_gradients(params, x, t), strict=True):
+        torch.testing.assert_close(dW, rW)
+        torch.testing.assert_close(db, rb)
+    assert "δ" in demo.status.value or "∂E" in demo.status.value
+
+
+def test_backprop_stepper_update_lowers_the_error_and_starts_the_next_pass():
+    demo = backprop_stepper(example=1, eta=1.0)
+    for _ in range(6):
+        demo.next_button.click()
+    assert demo.values["E_after"] < demo.values["E"]
+    image = demo.image.value
+    demo.next_button.click()
+    assert demo.stage == 0 and demo.passes == 1 and demo.image.value != image
+    demo.example.value = 3
+    assert demo.values["x"].tolist() == [[1.0, 1.0]] and demo.stage == 0
+    demo.reset_button.click()
+    assert demo.passes == 0
+
+
+def test_backprop_stepper_responds_within_a_second():
+    demo = backprop_stepper()
+    assert _timed(demo.next_button.click) < RESPONSE_S
