@@ -50,8 +50,11 @@ PAPER_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 LBFGS_HISTORY = 20
 # Pairs that scipy's L-BFGS-B remembers: scipy's default, which the Caffe-era code used.
 LBFGSB_HISTORY = 10
-# A run whose loss climbs this far above its first value has diverged; carrying on wastes the user's time.
+# A run whose loss has risen at each of the last DIVERGENCE_PATIENCE steps to this far above its first value
+# has diverged; carrying on wastes the user's time. (One high step is not enough: from the content image, the
+# first Adam steps raise the loss legitimately.)
 DIVERGENCE_FACTOR = 1e3
+DIVERGENCE_PATIENCE = 5
 # Share of the free memory a run may plan to use: the allocator, Python and the display need the rest.
 MEMORY_HEADROOM = 0.8
 # Sizes suggested by the memory estimate are rounded down to a multiple of this (five 2x2 poolings).
@@ -194,7 +197,8 @@ class StyleResult:
         image: the result, (1, 3, H, W) float32 in [0, 1], on the device of the computation.
         losses: one :class:`StepLosses` per step, from step 1 (including steps of a resumed run).
         steps: the steps done in all (the last step number).
-        seconds: wall-clock time of this call.
+        seconds: wall-clock time of this call, loading the network included.
+        loop_seconds: wall-clock time of the optimisation steps alone.
         pretrained: whether the network had pretrained weights; ``False`` means the result is not meaningful.
         note: the network's note, "UNTRAINED ..." when ``pretrained`` is false.
         config: the settings used.
@@ -206,6 +210,7 @@ class StyleResult:
     losses: tuple[StepLosses, ...]
     steps: int
     seconds: float
+    loop_seconds: float
     pretrained: bool
     note: str
     config: StyleConfig
@@ -215,7 +220,7 @@ class StyleResult:
     @property
     def steps_per_second(self) -> float:
         """Steps done by this call per second of wall-clock time."""
-        return (self.steps - self.start_step) / self.seconds if self.seconds > 0 else float("nan")
+        return (self.steps - self.start_step) / self.loop_seconds if self.loop_seconds > 0 else float("nan")
 
 
 class StyleDiverged(RuntimeError):
@@ -456,7 +461,10 @@ def _run_torch(objective, x0, opt_state, *, config, start, stop, on_step):
         opt = torch.optim.Adam([x], lr=config.lr)
     else:
         # One L-BFGS iteration per step (max_iter=1), as Johnson's neural-style ran it; the history carries over.
-        opt = torch.optim.LBFGS([x], lr=config.lr, max_iter=1, history_size=LBFGS_HISTORY)
+        # Zero tolerances: the step count decides when to stop, whatever the scale of the loss (an untrained
+        # network's losses are tiny, and torch's defaults would stop it at once).
+        opt = torch.optim.LBFGS([x], lr=config.lr, max_iter=1, history_size=LBFGS_HISTORY,
+                                tolerance_grad=0.0, tolerance_change=0.0)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
     last = {}
@@ -642,6 +650,8 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
         history = [StepLosses(**h) for h in ckpt["losses"]]
     start_step = done
     ticker = iter(progress(range(done, total_steps), desc="stylize", disable=None if show_progress is not False else True))
+    next(ticker, None)  # show the bar at 0; each later next() counts a finished step, the last one closes it
+    t_loop = time.perf_counter()
 
     for scale in range(at_scale, len(config.scales)):
         size = max(1, round(long * config.scales[scale]))
@@ -680,10 +690,12 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
             record = StepLosses(step, scale, parts.content.item(), parts.style.item(), parts.tv.item(), parts.total.item())
             history.append(record)
             next(ticker, None)
-            if not first:
-                first.append(record.total)
-            if record.total > DIVERGENCE_FACTOR * first[0]:
-                raise _diverged(step, f"the loss grew from {first[0]:.3g} to {record.total:.3g}", config)
+            first.append(record.total)
+            recent = first[-DIVERGENCE_PATIENCE - 1:]
+            if (record.total > DIVERGENCE_FACTOR * first[0] and len(recent) > DIVERGENCE_PATIENCE
+                    and all(a < b for a, b in zip(recent, recent[1:], strict=False))):
+                raise _diverged(step, f"the loss grew from {first[0]:.3g} to {record.total:.3g} and is still "
+                                "rising", config)
             if out_dir is not None and config.save_every and step % config.save_every == 0:
                 save_image(_finish(x_, colour_content), Path(out_dir) / f"step_{step:05d}.png", overwrite=True)
             if checkpoint is not None and (step % checkpoint_every == 0 or step == stop):
@@ -702,7 +714,8 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
             break
     ticker.close()
     image = _finish(x, colour_content)
-    return StyleResult(image, tuple(history), done, time.perf_counter() - t0, pretrained, note, config,
+    t_end = time.perf_counter()
+    return StyleResult(image, tuple(history), done, t_end - t0, t_end - t_loop, pretrained, note, config,
                        start_step, stopped)
 
 
@@ -715,7 +728,7 @@ def plot_result(result: StyleResult, *, content: torch.Tensor | None = None,
 
     Example:
         >>> import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
-        >>> r = StyleResult(torch.zeros(1, 3, 8, 8), (StepLosses(1, 0, 1.0, 1.0, 0.0, 2.0),), 1, 0.1, False,
+        >>> r = StyleResult(torch.zeros(1, 3, 8, 8), (StepLosses(1, 0, 1.0, 1.0, 0.0, 2.0),), 1, 0.2, 0.1, False,
         ...                 "UNTRAINED VGG19", StyleConfig())
         >>> fig = plot_result(r); plt.close(fig)
     """
