@@ -37,7 +37,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs per timing (median is reported)")
     parser.add_argument("--train-runs", type=int, default=3, help="training runs of the digit CNN")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1, as the notebook uses; tiny tensors gain nothing from more)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 8, 28, 28, generator=gen)  # (N, C, H, W)
