@@ -13,8 +13,10 @@ relu1_1, relu2_1, relu3_1, relu4_1, relu4_2, relu5_1, so it ends at relu5_1) on 
   the optimisation loop costs.
 
 A third timing, the losses alone on precomputed features, estimates the losses' share with less noise.
-The two main timings are interleaved (bare, loss, bare, loss, ...) so that load from other processes hits both alike;
-the median of each is reported. Weights are random: speed does not depend on their values.
+The two main timings are interleaved (bare, loss, bare, loss, ...) so that load from other processes hits
+both alike; the median of each is reported, in wall-clock time and in the process's CPU time (which waiting
+behind other processes does not inflate; with ``--threads 1`` it is close to the work done). Weights are
+random: speed does not depend on their values.
 
 Peak memory is measured in a fresh process per size and kind (Linux's peak resident set size, ``VmHWM``,
 reset once the network and the targets are ready), and reported both as the process's peak and as the
@@ -110,24 +112,30 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="image side for the timing")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs of each kind (median reported)")
     parser.add_argument("--memory-sizes", type=int, nargs="*", default=[256, 512])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "KIND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(int(args.child[0]), args.child[1])
         return
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"machine: {cpu_name()}, {torch.get_num_threads()} torch threads, {platform.machine()}; "
           f"python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}")
     state = setup(args.size)
     for fn in (bare, loss_and_gradient):  # warm-up: oneDNN picks its kernels on the first call
         fn(*state)
     times: dict[str, list[float]] = {"bare": [], "loss": []}
+    cpu: dict[str, list[float]] = {"bare": [], "loss": []}
     for _ in range(args.repeats):
         for kind, fn in (("bare", bare), ("loss", loss_and_gradient)):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn(*state)
             times[kind].append(time.perf_counter() - start)
+            cpu[kind].append(time.process_time() - start_cpu)
     t_bare, t_loss = statistics.median(times["bare"]), statistics.median(times["loss"])
+    c_bare, c_loss = statistics.median(cpu["bare"]), statistics.median(cpu["loss"])
     # The losses alone, on detached features: a low-noise estimate of what they add to the network's cost.
     extractor, x, P, A = state
     with torch.no_grad():
@@ -145,6 +153,8 @@ def main() -> None:
     print(f"| bare forward + backward | {t_bare:.3f} s | {', '.join(f'{t:.2f}' for t in times['bare'])} |")
     print(f"| loss + gradient (`total_loss`) | {t_loss:.3f} s | {', '.join(f'{t:.2f}' for t in times['loss'])} |")
     print(f"| ratio loss + gradient / bare | **{t_loss / t_bare:.3f}** | |")
+    print(f"| CPU time (all threads): bare / loss + gradient / ratio | {c_bare:.3f} s / {c_loss:.3f} s / "
+          f"**{c_loss / c_bare:.3f}** | |")
     print(f"| the losses alone, on precomputed features | {t_only:.3f} s | "
           f"{', '.join(f'{t:.3f}' for t in t_losses)} |")
     print(f"| (bare + losses alone) / bare | {(t_bare + t_only) / t_bare:.3f} | |")

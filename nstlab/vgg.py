@@ -102,8 +102,8 @@ class VGGFeatures(nn.Module):
         pool: ``"max"`` (the trained network) or ``"avg"`` (the paper's choice for image synthesis).
         fallback: ``None`` to require pretrained weights, or ``"untrained"`` to accept a randomly initialised
             network when they are unavailable; then ``pretrained`` is ``False`` and ``note`` says so.
-        backbone: a :class:`nstlab.weights.Backbone` to use instead of loading one (its modules are copied,
-            never modified).
+        backbone: a :class:`nstlab.weights.Backbone` to use instead of loading one; its ``arch`` replaces
+            ``arch``, and its modules are copied, never modified.
 
     Attributes:
         layers: the requested layer names, in the order given.

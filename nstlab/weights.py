@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nstlab.profiles import GRADER_ENV_VAR
+
 ARCHS = ("vgg16", "vgg19")
 DIR_ENV_VAR = "NSTLAB_WEIGHTS_DIR"
 OFFLINE_ENV_VAR = "NSTLAB_OFFLINE"
@@ -211,12 +213,13 @@ def _reachable(url: str, timeout: float) -> str | None:
     return result[0] if result else f"no answer from {host}:{port} within {timeout:g} s"
 
 
-def download(spec: WeightsSpec, *, directory: str | os.PathLike | None = None, progress: bool = True,
+def download(spec: WeightsSpec, *, directory: str | os.PathLike | None = None, progress: bool | None = None,
              timeout: float = CONNECT_TIMEOUT_S) -> Path:
     """Download ``spec``'s file into ``directory`` (default :func:`weights_dir`), checking its SHA-256.
 
     This is the path torchvision's ``Weights.get_state_dict`` takes (``torch.hub.download_url_to_file`` with
-    the hash prefix from the file name), preceded by a quick check that the server answers at all.
+    the hash prefix from the file name), preceded by a quick check that the server answers at all. It says
+    what it downloads, and shows a progress bar (``progress=None``: except while nbgrader grades).
 
     Raises:
         WeightsUnavailable: offline, on a failed download, or if the file's checksum does not match.
@@ -231,6 +234,9 @@ def download(spec: WeightsSpec, *, directory: str | os.PathLike | None = None, p
                                  f"offline. {_remedies(spec)}")
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / spec.filename
+    if progress is None:
+        progress = not os.environ.get(GRADER_ENV_VAR)
+    print(f"nstlab: downloading {_describe(spec)} from {spec.url} into {directory}", flush=True)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(READ_TIMEOUT_S)  # torch.hub's urlopen has no timeout of its own
     try:
@@ -292,14 +298,14 @@ _VERIFIED: set[tuple[str, int, int]] = set()
 
 
 def load_state_dict(arch: str = "vgg19", *, spec: WeightsSpec | None = None, download_missing: bool = True,
-                    progress: bool = True, timeout: float = CONNECT_TIMEOUT_S) -> dict[str, torch.Tensor]:
+                    progress: bool | None = None, timeout: float = CONNECT_TIMEOUT_S) -> dict[str, torch.Tensor]:
     """The pretrained state dict of ``arch``, from the cache or downloaded into it, checksum verified.
 
     Args:
         arch: ``"vgg16"`` or ``"vgg19"``.
         spec: another file to use (a mirror, or a test's file); default :func:`weights_spec(arch)`.
         download_missing: download the file if it is not cached.
-        progress: show a progress bar while downloading.
+        progress: show a progress bar while downloading (``None``: except under nbgrader).
         timeout: seconds to wait for the server before giving up as offline.
 
     Raises:
@@ -379,6 +385,7 @@ def load_backbone(arch: str = "vgg19", *, fallback: str | None = None, seed: int
     Example:
         >>> missing = WeightsSpec("vgg16", "file:///nonexistent/vgg16-0000.pth", "vgg16-0000.pth", "0000", 0)
         >>> backbone = load_backbone("vgg16", fallback="untrained", spec=missing)
+        nstlab: downloading vgg16 weights vgg16-0000.pth ...
         >>> backbone.pretrained, backbone.note.split()[:2]
         (False, ['UNTRAINED', 'VGG16'])
     """

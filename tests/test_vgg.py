@@ -169,3 +169,25 @@ def test_bad_images_are_rejected_with_their_shape_and_a_fix(vgg19):
     with pytest.raises(ValueError, match="too small to reach relu4_1, which needs at least 8 pixels"):
         extractor(torch.rand(1, 3, 7, 32))
     assert extractor(torch.rand(1, 3, 8, 8))["relu4_1"].shape == (1, 512, 1, 1)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_extractor_computes_on_the_gpu_like_on_the_cpu(vgg19):
+    from nstlab.checks import no_tf32
+
+    extractor = VGGFeatures(["relu1_1", "relu3_1"], backbone=vgg19)
+    x = images(1)
+    cpu = extractor(x)
+    with no_tf32():
+        gpu = extractor.to("cuda")(x.cuda())
+    for name in cpu:
+        assert gpu[name].device.type == "cuda"
+        torch.testing.assert_close(gpu[name].cpu(), cpu[name], rtol=1e-4, atol=1e-4)
+
+
+def test_images_on_another_device_than_the_extractor_get_a_clear_error(vgg19):
+    extractor = VGGFeatures(["relu1_1"], backbone=vgg19)
+    x = images(1).to("meta")
+    with pytest.raises(ValueError, match=r"extractor.to\('meta'\)"):
+        extractor(x)

@@ -161,6 +161,17 @@ def test_a_server_that_never_answers_is_given_up_on_after_the_timeout(monkeypatc
     assert time.monotonic() - start < 3
 
 
+def test_behind_a_proxy_the_quick_check_asks_the_proxy(monkeypatch):
+    port = closed_port()
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    spec = WeightsSpec("vgg19", "http://weights.example/vgg19-00000000.pth", "vgg19-00000000.pth", "00000000", 1)
+    with pytest.raises(WeightsUnavailable, match=f"cannot reach 127.0.0.1:{port}"):
+        download(spec)
+
+
 def test_nstlab_offline_skips_the_network_and_explains(cache, monkeypatch):
     monkeypatch.setenv("NSTLAB_OFFLINE", "1")
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("touched the network"))
