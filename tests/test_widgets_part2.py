@@ -61,3 +61,50 @@ def test_playground_responds_within_a_second_at_lecture_size():
 def test_playground_rejects_an_unknown_preset():
     with pytest.raises(ValueError, match="preset"):
         conv_playground(preset="gaussian")
+
+
+# --- the feature-map browser ---------------------------------------------------------------------------------
+
+from nstlab.vgg import VGGFeatures  # noqa: E402
+from nstlab.weights import untrained_backbone  # noqa: E402
+from nstlab.widgets.feature_browser import feature_browser  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser():
+    return feature_browser(size=64, backbone=untrained_backbone("vgg16"), layers=("relu1_1", "relu2_1", "relu4_1"))
+
+
+def test_browser_shows_the_chosen_channel_of_the_chosen_layer(browser):
+    browser.layer.value = "relu2_1"
+    browser.channel.value = 5
+    photo = browser.features["photo"][None]
+    expected = VGGFeatures(["relu2_1"], backbone=untrained_backbone("vgg16"))(photo)["relu2_1"][0, 5]
+    torch.testing.assert_close(browser.map, expected)
+    assert browser.channel.max == 127 and "relu2_1: 128 channels" in browser.status.value
+
+
+def test_browser_changing_layer_redraws_and_keeps_the_channel_in_range(browser):
+    browser.layer.value = "relu4_1"
+    browser.channel.value = 400
+    before = browser.map_view.value
+    browser.layer.value = "relu1_1"
+    assert browser.channel.max == 63 and browser.channel.value <= 63
+    assert browser.map.shape == browser.features["photo"].shape[1:] and browser.map_view.value != before
+    assert len(browser.top_channels) == 16
+
+
+def test_browser_says_when_the_network_is_untrained(browser):
+    assert browser.pretrained is False and "UNTRAINED" in browser.banner.value
+
+
+def test_browser_new_photo_redraws_and_responds_within_a_second(browser):
+    before = browser.photo_view.value
+    start = time.perf_counter()
+    browser.image.value = "rocket"
+    assert time.perf_counter() - start < 1.0
+    assert browser.photo_view.value != before
+    start = time.perf_counter()
+    browser.layer.value = "relu2_1"
+    browser.channel.value = 3
+    assert time.perf_counter() - start < 1.0
