@@ -42,13 +42,11 @@ def numerical_gradient(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.T
         >>> g.round(decimals=6).tolist()
         [2.0, -4.0]
     """
-    grad = torch.zeros_like(theta)
-    flat = grad.view(-1)
+    grad = theta.new_zeros(theta.shape)  # new_zeros is contiguous even for a transposed theta, so view works
     for i in range(theta.numel()):
-        step = torch.zeros_like(theta).view(-1)
-        step[i] = eps
-        step = step.view(theta.shape)
-        flat[i] = (float(f(theta + step)) - float(f(theta - step))) / (2 * eps)
+        step = theta.new_zeros(theta.shape)
+        step.view(-1)[i] = eps  # the i-th entry in row-major order
+        grad.view(-1)[i] = (float(f(theta + step)) - float(f(theta - step))) / (2 * eps)
     return grad
 
 

@@ -35,3 +35,11 @@ def test_relative_error_is_symmetric_and_zero_for_equal_inputs():
     a, b = torch.tensor([1.0, 2.0]), torch.tensor([1.5, 2.0])
     assert gradcheck.relative_error(a, b) == gradcheck.relative_error(b, a) > 0
     assert gradcheck.relative_error(torch.zeros(3), torch.zeros(3)) == 0.0
+
+
+def test_numerical_gradient_works_on_a_non_contiguous_theta():
+    """A transposed weight matrix is a view with swapped strides; the gradient must still come back right."""
+    theta = torch.arange(6, dtype=torch.float64).reshape(2, 3).T  # (3, 2), not contiguous
+    weights = torch.arange(6, dtype=torch.float64).reshape(3, 2)
+    num = gradcheck.numerical_gradient(lambda t: (t * weights).sum(), theta)
+    assert gradcheck.relative_error(num, weights) < 1e-9

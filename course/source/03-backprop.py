@@ -333,7 +333,7 @@ print(f"E before: {float(mlp.loss(params, X_xor, T_xor)):.5f}   after one step: 
 #
 # Write `numerical_gradient(f, theta, *, eps)` for a function `f` that maps a tensor shaped like `theta` to a
 # number. Loop over the entries (`theta.numel()`); for entry $i$, build a perturbation of zeros with `eps` at
-# entry $i$ (`torch.zeros_like(theta)`, then index its flattened `.view(-1)`), and evaluate
+# entry $i$ (`theta.new_zeros(theta.shape)`, then index its flattened `.view(-1)`), and evaluate
 # `f(theta + step)` and `f(theta - step)`. Do not modify `theta` itself.
 
 # %% [solution] id=numerical_gradient
@@ -349,12 +349,11 @@ def numerical_gradient(f, theta, *, eps=gradcheck.DEFAULT_EPS):
         A tensor of the shape and dtype of ``theta``.
     """
     ### BEGIN SOLUTION
-    grad = torch.zeros_like(theta)
-    flat = grad.view(-1)
+    grad = theta.new_zeros(theta.shape)
     for i in range(theta.numel()):
-        step = torch.zeros_like(theta)
+        step = theta.new_zeros(theta.shape)
         step.view(-1)[i] = eps
-        flat[i] = (float(f(theta + step)) - float(f(theta - step))) / (2 * eps)
+        grad.view(-1)[i] = (float(f(theta + step)) - float(f(theta - step))) / (2 * eps)
     return grad
     ### END SOLUTION
 
