@@ -232,7 +232,11 @@ def download(spec: WeightsSpec, *, directory: str | os.PathLike | None = None, p
     if problem:
         raise WeightsUnavailable(f"cannot download {_describe(spec)}: {problem}; this machine seems to be "
                                  f"offline. {_remedies(spec)}")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WeightsUnavailable(f"cannot create the cache folder {directory} ({err}); set {DIR_ENV_VAR} to a "
+                                 "folder you can write to.") from err
     target = directory / spec.filename
     if progress is None:
         progress = not os.environ.get(GRADER_ENV_VAR)

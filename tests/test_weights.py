@@ -172,6 +172,14 @@ def test_behind_a_proxy_the_quick_check_asks_the_proxy(monkeypatch):
         download(spec)
 
 
+def test_an_unwritable_cache_folder_is_reported_with_the_variable_to_set(tiny, tmp_path, monkeypatch):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("NSTLAB_WEIGHTS_DIR", str(blocker / "cache"))
+    with pytest.raises(WeightsUnavailable, match="cannot create the cache folder .* set NSTLAB_WEIGHTS_DIR"):
+        download(tiny[1])
+
+
 def test_nstlab_offline_skips_the_network_and_explains(cache, monkeypatch):
     monkeypatch.setenv("NSTLAB_OFFLINE", "1")
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("touched the network"))
