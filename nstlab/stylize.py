@@ -23,6 +23,7 @@ quoted for 0-255 pixels are divided by 255.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -78,6 +79,7 @@ class StyleConfig:
         optimizer: ``"lbfgs"``, ``"lbfgsb"`` (pixels bounded to [0, 1]) or ``"adam"``.
         lr: learning rate (step length of L-BFGS; ignored by L-BFGS-B, which searches its own).
         steps: optimiser iterations at each scale.
+        scale_steps: iterations for each scale instead (e.g. ``(200, 50)`` with ``scales=(0.5, 1.0)``).
         size: long side of the result in pixels; ``None`` keeps the content image's size.
         scales: fractions of ``size`` run coarse to fine, each warm-started from the last; ends with 1.0.
         pool: ``"max"`` or ``"avg"`` pooling in VGG (the paper prefers average pooling).
@@ -100,6 +102,7 @@ class StyleConfig:
     optimizer: str = "lbfgs"
     lr: float = 1.0
     steps: int = 300
+    scale_steps: tuple[int, ...] | None = None
     size: int | None = 256
     scales: tuple[float, ...] = (1.0,)
     pool: str = "max"
@@ -110,7 +113,8 @@ class StyleConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("content_layers", "style_layers", "style_layer_weights", "init_mix", "scales", "style_blend"):
+        for name in ("content_layers", "style_layers", "style_layer_weights", "init_mix", "scales", "style_blend",
+                     "scale_steps"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 if isinstance(value, str):
@@ -150,6 +154,8 @@ def _check_config(c: StyleConfig) -> None:
         raise ValueError(f"lr={c.lr} must be a positive number.")
     if c.steps < 1:
         raise ValueError(f"steps={c.steps} must be at least 1.")
+    if c.scale_steps is not None and (len(c.scale_steps) != len(c.scales) or min(c.scale_steps) < 1):
+        raise ValueError(f"scale_steps {c.scale_steps} must give at least 1 step for each of the scales {c.scales}.")
     if c.size is not None and c.size < MIN_SIDE:
         raise ValueError(f"size={c.size} is below the minimum of {MIN_SIDE} pixels; ask for a larger size.")
     if not c.scales or c.scales[-1] != 1.0 or any(not 0 < s <= 1 for s in c.scales) or list(c.scales) != sorted(set(c.scales)):
@@ -179,7 +185,10 @@ PRESETS: dict[str, StyleConfig] = {
 
 @dataclass(frozen=True)
 class StepLosses:
-    """The loss terms at one step (the last evaluation of the objective in that step), as floats."""
+    """The loss terms at one step, as floats: those of the last evaluation of the objective in that step.
+
+    For torch's L-BFGS and Adam that is the image before the step's update; for scipy's L-BFGS-B, after it.
+    """
 
     step: int
     scale: int
@@ -438,8 +447,20 @@ def _diverged(step: int, what: str, config: StyleConfig) -> StyleDiverged:
     return StyleDiverged(f"step {step}: {what}; {', '.join(fixes)}.")
 
 
-def _objective(extractor, P, A, weights, config: StyleConfig, history: list) -> Callable:
+def _targets(extractor, photo: torch.Tensor, paintings: list[torch.Tensor], blend: list[float],
+             config: StyleConfig) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    r"""The content activations :math:`P^l` (1, C, H, W) and the blended style Grams :math:`A^l = \sum_k b_k A^l_k` (1, C, C)."""
+    with torch.no_grad():
+        P = {name: f for name, f in _features(extractor, photo).items() if name in config.content_layers}
+        style_features = [_features(extractor, painting) for painting in paintings]
+        A = {name: sum(b * losses.gram_matrix(f[name]) for b, f in zip(blend, style_features, strict=True))
+             for name in config.style_layers}
+    return P, A
+
+
+def _objective(extractor, P, A, config: StyleConfig, history: list) -> Callable:
     """The function of the pixels that the optimisers minimise; it stops the run on a NaN or infinite loss."""
+    weights = dict(zip(config.style_layers, config.style_layer_weights, strict=True)) if config.style_layer_weights else None
 
     def objective(x: torch.Tensor) -> losses.LossParts:
         parts = losses.total_loss(_features(extractor, x), P, A, image=x, alpha=config.alpha, beta=config.beta,
@@ -638,7 +659,8 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
     elif config.preserve_colour == "luminance":
         styles = [luminance_image(s, like=content) for s in styles]
 
-    total_steps = config.steps * len(config.scales)
+    ends = list(itertools.accumulate(config.scale_steps or (config.steps,) * len(config.scales)))  # last step of each scale
+    total_steps = ends[-1]
     history: list[StepLosses] = []
     x, opt_state, at_scale, done, stopped = None, None, 0, 0, "finished"
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -652,67 +674,62 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
     ticker = iter(progress(range(done, total_steps), desc="stylize", disable=None if show_progress is not False else True))
     next(ticker, None)  # show the bar at 0; each later next() counts a finished step, the last one closes it
     t_loop = time.perf_counter()
+    try:
+        for scale in range(at_scale, len(config.scales)):
+            size = max(1, round(long * config.scales[scale]))
+            photo = resize_long_side(content, size)  # (1, 3, h_s, w_s)
+            seen = luminance_image(photo) if config.preserve_colour == "luminance" else photo
+            colour_content = photo if config.preserve_colour == "luminance" else None
+            min_side = getattr(extractor, "min_size", 1)
+            if min(photo.shape[-2:]) < min_side:
+                raise ValueError(f"scale {config.scales[scale]} makes the image {photo.shape[-1]}x{photo.shape[-2]} "
+                                 f"pixels, below the {min_side} pixels the deepest layer needs; drop that scale or "
+                                 "raise size.")
+            paintings = [resize_long_side(s, size) for s in styles]
+            if x is None:
+                mixed = sum(b * F.interpolate(s, size=seen.shape[-2:], mode="bilinear", align_corners=False)
+                            for b, s in zip(blend, paintings, strict=True))
+                x = initial_image(seen, mixed.clamp(0, 1), init=config.init, mix=config.init_mix, seed=config.seed)
+            elif x.shape[-2:] != seen.shape[-2:]:  # coarse to fine: warm-start from the previous scale
+                x = F.interpolate(x, size=seen.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
+                opt_state = None
+            stop = ends[scale]
+            if done >= stop:  # resumed after this scale was finished
+                continue
+            P, A = _targets(extractor, seen, paintings, blend, config)
+            objective = _objective(extractor, P, A, config, history)
+            first: list[float] = []
 
-    for scale in range(at_scale, len(config.scales)):
-        size = max(1, round(long * config.scales[scale]))
-        photo = resize_long_side(content, size)  # (1, 3, h_s, w_s)
-        seen = luminance_image(photo) if config.preserve_colour == "luminance" else photo
-        colour_content = photo if config.preserve_colour == "luminance" else None
-        min_side = getattr(extractor, "min_size", 1)
-        if min(photo.shape[-2:]) < min_side:
-            raise ValueError(f"scale {config.scales[scale]} makes the image {photo.shape[-1]}x{photo.shape[-2]} "
-                             f"pixels, below the {min_side} pixels the deepest layer needs; drop that scale or "
-                             "raise size.")
-        paintings = [resize_long_side(s, size) for s in styles]
-        with torch.no_grad():
-            P = {name: f for name, f in _features(extractor, seen).items() if name in config.content_layers}
-            A = {name: sum(b * losses.gram_matrix(_features(extractor, s)[name]) for b, s in zip(blend, paintings, strict=True))
-                 for name in config.style_layers}  # blended Gram matrices, (1, C, C) each
-        weights = dict(zip(config.style_layers, config.style_layer_weights, strict=True)) if config.style_layer_weights else None
+            def on_step(step, x_, parts, state_fn, scale=scale, stop=stop, colour_content=colour_content, first=first):
+                nonlocal done
+                done = step
+                record = StepLosses(step, scale, parts.content.item(), parts.style.item(), parts.tv.item(), parts.total.item())
+                history.append(record)
+                next(ticker, None)
+                first.append(record.total)
+                recent = first[-DIVERGENCE_PATIENCE - 1:]
+                if (record.total > DIVERGENCE_FACTOR * first[0] and len(recent) > DIVERGENCE_PATIENCE
+                        and all(a < b for a, b in zip(recent, recent[1:], strict=False))):
+                    raise _diverged(step, f"the loss grew from {first[0]:.3g} to {record.total:.3g} and is still "
+                                    "rising", config)
+                if out_dir is not None and config.save_every and step % config.save_every == 0:
+                    save_image(_finish(x_, colour_content), Path(out_dir) / f"step_{step:05d}.png", overwrite=True)
+                if checkpoint is not None and (step % checkpoint_every == 0 or step == stop):
+                    _save_checkpoint(checkpoint, image=x_.detach().float().contiguous(), optimizer=state_fn(), step=step,
+                                     scale=scale, losses=[asdict(h) for h in history], config=asdict(config))
+                return bool(callback is not None and step % callback_every == 0
+                            and callback(step, _finish(x_, colour_content), record))
 
-        if x is None:
-            mixed = sum(b * F.interpolate(s, size=seen.shape[-2:], mode="bilinear", align_corners=False)
-                        for b, s in zip(blend, paintings, strict=True))
-            x = initial_image(seen, mixed.clamp(0, 1), init=config.init, mix=config.init_mix, seed=config.seed)
-        elif x.shape[-2:] != seen.shape[-2:]:  # coarse to fine: warm-start from the previous scale
-            x = F.interpolate(x, size=seen.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
-            opt_state = None
-        stop = (scale + 1) * config.steps
-        if done >= stop:
-            continue
-        first: list[float] = []
-
-        objective = _objective(extractor, P, A, weights, config, history)
-
-        def on_step(step, x_, parts, state_fn, scale=scale, stop=stop, colour_content=colour_content, first=first):
-            nonlocal done
-            done = step
-            record = StepLosses(step, scale, parts.content.item(), parts.style.item(), parts.tv.item(), parts.total.item())
-            history.append(record)
-            next(ticker, None)
-            first.append(record.total)
-            recent = first[-DIVERGENCE_PATIENCE - 1:]
-            if (record.total > DIVERGENCE_FACTOR * first[0] and len(recent) > DIVERGENCE_PATIENCE
-                    and all(a < b for a, b in zip(recent, recent[1:], strict=False))):
-                raise _diverged(step, f"the loss grew from {first[0]:.3g} to {record.total:.3g} and is still "
-                                "rising", config)
-            if out_dir is not None and config.save_every and step % config.save_every == 0:
-                save_image(_finish(x_, colour_content), Path(out_dir) / f"step_{step:05d}.png", overwrite=True)
-            if checkpoint is not None and (step % checkpoint_every == 0 or step == stop):
-                _save_checkpoint(checkpoint, image=x_.detach().float().contiguous(), optimizer=state_fn(), step=step,
-                                 scale=scale, losses=[asdict(h) for h in history], config=asdict(config))
-            return bool(callback is not None and step % callback_every == 0
-                        and callback(step, _finish(x_, colour_content), record))
-
-        if config.optimizer == "lbfgsb":
-            x, halted = _run_lbfgsb(objective, x, start=done, stop=stop, on_step=on_step)
-            done = stop if not halted else done  # L-BFGS-B may converge early; the scale is then complete
-        else:
-            x, halted = _run_torch(objective, x, opt_state, config=config, start=done, stop=stop, on_step=on_step)
-        if halted:
-            stopped = "callback"
-            break
-    ticker.close()
+            if config.optimizer == "lbfgsb":
+                x, halted = _run_lbfgsb(objective, x, start=done, stop=stop, on_step=on_step)
+                done = stop if not halted else done  # L-BFGS-B may converge early; the scale is then complete
+            else:
+                x, halted = _run_torch(objective, x, opt_state, config=config, start=done, stop=stop, on_step=on_step)
+            if halted:
+                stopped = "callback"
+                break
+    finally:
+        ticker.close()
     image = _finish(x, colour_content)
     t_end = time.perf_counter()
     return StyleResult(image, tuple(history), done, t_end - t0, t_end - t_loop, pretrained, note, config,

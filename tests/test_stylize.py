@@ -21,6 +21,15 @@ SMALL = st.StyleConfig(content_layers=("relu2_1",), style_layers=("relu1_1", "re
                        size=32, steps=4, init="content", optimizer="adam", lr=0.02)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on the shared 2-core machine, two threads wait for each other on tiny images."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def extractor() -> VGGFeatures:
     return VGGFeatures(LAYERS, backbone=untrained_backbone("vgg19", seed=0))
@@ -60,6 +69,7 @@ def test_presets_carry_the_classic_settings():
     ({"style_layer_weights": (1.0,)}, "one weight per style layer"),
     ({"style_blend": (1.0, -0.5)}, "style_blend"),
     ({"scales": (1.0, 0.5)}, "scales"),
+    ({"scales": (0.5, 1.0), "scale_steps": (3,)}, "scale_steps"),
     ({"init": "zeros"}, "init"),
     ({"optimizer": "sgd"}, "optimizer"),
     ({"size": 8}, "size"),
@@ -136,6 +146,8 @@ def test_multiscale_runs_coarse_to_fine_and_ends_at_full_size(extractor):
     result = run(extractor, replace(SMALL, scales=(0.5, 1.0), steps=3))
     assert [(h.step, h.scale) for h in result.losses] == [(1, 0), (2, 0), (3, 0), (4, 1), (5, 1), (6, 1)]
     assert result.image.shape == (1, 3, 32, 32)
+    uneven = run(extractor, replace(SMALL, scales=(0.5, 1.0), scale_steps=(3, 1)))
+    assert [(h.step, h.scale) for h in uneven.losses] == [(1, 0), (2, 0), (3, 0), (4, 1)]
 
 
 def test_a_scale_too_small_for_the_network_is_refused(extractor):

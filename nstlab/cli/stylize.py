@@ -55,6 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--optimizer", choices=("lbfgs", "lbfgsb", "adam"), help="optimiser")
     p.add_argument("--lr", type=float, help="learning rate (Adam, L-BFGS step length)")
     p.add_argument("--scales", type=_floats, help="coarse-to-fine fractions of --size, e.g. 0.5,1")
+    p.add_argument("--scale-steps", type=_floats, help="steps at each scale instead of --steps, e.g. 200,50")
     p.add_argument("--pool", choices=("max", "avg"), help="pooling in VGG")
     p.add_argument("--arch", choices=("vgg19", "vgg16"), help="network")
     p.add_argument("--preserve-colour", choices=("luminance", "match"), help="keep the content image's colours")
@@ -73,7 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 # Option name on the command line -> StyleConfig field.
 OVERRIDES = ("size", "steps", "alpha", "beta", "tv_weight", "content_layers", "style_layers", "style_layer_weights",
-             "style_blend", "init", "init_mix", "optimizer", "lr", "scales", "pool", "arch", "preserve_colour",
+             "style_blend", "init", "init_mix", "optimizer", "lr", "scales", "scale_steps", "pool", "arch", "preserve_colour",
              "seed", "save_every")
 
 
@@ -86,6 +87,8 @@ def _config(args: argparse.Namespace):
         profile = get_profile()
         config = replace(config, size=profile.image_size, steps=profile.style_steps)
     changes = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
+    if "scale_steps" in changes:
+        changes["scale_steps"] = tuple(int(n) for n in changes["scale_steps"])
     return replace(config, **changes)
 
 

@@ -1,0 +1,184 @@
+"""Tests of ``nstlab stylize``: it runs offline on built-in images with the untrained fallback and says so,
+a killed run resumes from its checkpoint, and every bad input gets one line and exit status 2, never a
+traceback. Images are 32-40 px and runs a few steps, so the file takes seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nstlab.cli import main
+
+FAST = ["--size", "32", "--steps", "3", "--untrained", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No test may touch the network: the weights module fails at once and the fallback is used."""
+    monkeypatch.setenv("NSTLAB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on the shared 2-core machine, two threads wait for each other on tiny images."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    from nstlab.weights import untrained_backbone
+
+    return untrained_backbone("vgg19")
+
+
+@pytest.fixture
+def quick_backbone(monkeypatch, backbone):
+    """Reuse one untrained VGG19 instead of building one per command (1-2 s each); the extractor copies it."""
+    import nstlab.weights
+
+    def load_backbone(arch="vgg19", *, fallback=None, seed=0, spec=None):
+        assert fallback == "untrained" and arch == "vgg19"
+        return backbone
+
+    monkeypatch.setattr(nstlab.weights, "load_backbone", load_backbone)
+
+
+def png(path: Path, size: tuple[int, int] = (40, 40), seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def stylize(*args: str | Path) -> list[str]:
+    return ["stylize", *map(str, args)]
+
+
+def test_runs_offline_on_builtin_images_and_says_the_network_is_untrained(tmp_path, capsys, quick_backbone):
+    """Built-in names work; the output has a warning line and a closing line with time, steps/s and losses."""
+    out = tmp_path / "out.png"
+    assert main(stylize("astronaut", "hubble", "brick", "-o", out, "--style-blend", "2,1", *FAST)) == 0
+    stdout = capsys.readouterr().out
+    assert out.exists() and Image.open(out).size == (32, 32)
+    assert "WARNING: UNTRAINED VGG19" in stdout
+    closing = stdout.strip().splitlines()[-1]
+    assert closing.startswith(f"wrote {out} (32x32): step 3 in ") and "steps/s" in closing
+    assert "content" in closing and "style" in closing and "UNTRAINED" in closing
+    assert not (tmp_path / "out.png.ckpt").exists()  # the finished run's checkpoint is removed
+
+
+def test_options_reach_the_config_and_intermediate_images_are_saved(tmp_path, capsys, quick_backbone):
+    """Preset, layers, optimiser, scales, colour and save-every all take effect."""
+    content, style, out = png(tmp_path / "c.png"), png(tmp_path / "s.png", seed=1), tmp_path / "out.png"
+    status = main(stylize(content, style, "-o", out, "--preset", "caffe", "--scales", "0.5,1", "--save-every", "2",
+                          "--style-layers", "relu1_1,relu2_1", "--style-layer-weights", "1,3", "--content-layers",
+                          "relu2_1", "--preserve-colour", "luminance", "--seed", "3", "--device", "cpu", *FAST))
+    assert status == 0, capsys.readouterr().err
+    stdout = capsys.readouterr().out
+    assert "lbfgsb" in stdout and "scales 0.5+1" in stdout
+    assert sorted(p.name for p in (tmp_path / "out_steps").iterdir()) == ["step_00002.png", "step_00004.png",
+                                                                          "step_00006.png"]
+
+
+def truncated(path: Path) -> Path:
+    png(path, size=(64, 64))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+CASES = {
+    "missing file": (lambda d: [d / "nope.png", png(d / "s.png")], [], "nope.png: no such file"),
+    "not an image": (lambda d: [d / "notes.png", png(d / "s.png")], [], "not an image"),
+    "truncated image": (lambda d: [truncated(d / "cut.png"), png(d / "s.png")], [], "damaged or truncated"),
+    "a folder": (lambda d: [d, png(d / "s.png")], [], "is a folder"),
+    "too small": (lambda d: [png(d / "tiny.png", (16, 16)), png(d / "s.png")], [], "too small"),
+    "unknown layer": (lambda d: [png(d / "c.png"), png(d / "s.png")], ["--style-layers", "relu1_1,relu9_9"],
+                      "unknown layer name(s) 'relu9_9'"),
+    "negative beta": (lambda d: [png(d / "c.png"), png(d / "s.png")], ["--beta", "-1"], "beta=-1.0 must be"),
+    "negative blend": (lambda d: [png(d / "c.png"), png(d / "s.png"), png(d / "t.png")], ["--style-blend", "1,-1"],
+                       "style_blend"),
+    "too few blend weights": (lambda d: [png(d / "c.png"), png(d / "s.png"), png(d / "t.png")],
+                              ["--style-blend", "1"], "2 style images"),
+    "NaN during optimisation": (lambda d: [png(d / "c.png"), png(d / "s.png")], ["--beta", "1e39"],
+                                "the loss became inf"),
+    "unknown device": (lambda d: [png(d / "c.png"), png(d / "s.png")], ["--device", "tpu"], "device 'tpu'"),
+    "resume without checkpoint": (lambda d: [png(d / "c.png"), png(d / "s.png")], ["--resume"],
+                                  "no checkpoint"),
+    "too large for memory": (lambda d: [png(d / "c.png"), png(d / "s.png")], ["--size", "200000"],
+                             "GiB are free"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gets_one_line_and_exit_status_2(tmp_path, capsys, case, quick_backbone):
+    """Each bad input: exit status 2, one line on stderr that names the problem, no traceback, no output file."""
+    (tmp_path / "notes.png").write_text("these are my notes, not a picture")
+    make, extra, words = CASES[case]
+    out = tmp_path / "out.png"
+    status = main(stylize(*make(tmp_path), "-o", out, *FAST, *extra))
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("nstlab stylize: ") and words in err and err.count("\n") == 1, err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_an_existing_output_is_kept_without_overwrite(tmp_path, capsys, quick_backbone):
+    """An existing OUT is refused before any work; --overwrite replaces it."""
+    content, style, out = png(tmp_path / "c.png"), png(tmp_path / "s.png", seed=1), tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    assert main(stylize(content, style, "-o", out, *FAST)) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_bytes() == b"precious"
+    assert main(stylize(content, style, "-o", out, *FAST, "--overwrite")) == 0
+    assert Image.open(out).size == (32, 32)
+
+
+# `nstlab`'s own main(), with only this command registered: importing every command's module (nbformat for
+# `course`...) would take longer than the run itself on a busy machine.
+ONLY_STYLIZE = "import sys, nstlab.cli as cli; cli.COMMANDS = ('stylize',); sys.exit(cli.main())"
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(tmp_path, capsys, quick_backbone):
+    """SIGKILL a real run after a few steps; rerunning with --resume continues from the saved step, not 0.
+
+    The killed run is a separate process using the real offline fallback (no network, no weights).
+    """
+    content, style, out = png(tmp_path / "c.png"), png(tmp_path / "s.png", seed=1), tmp_path / "out.png"
+    ckpt = tmp_path / "out.png.ckpt"
+    env = {**os.environ, "NSTLAB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}  # one thread: see one_thread()
+    command = [sys.executable, "-c", ONLY_STYLIZE, "stylize", str(content), str(style), "-o", str(out), "--size", "32",
+               "--untrained", "--no-progress", "--optimizer", "adam", "--lr", "0.01", "--checkpoint-every", "2"]
+    proc = subprocess.Popen([*command, "--steps", "100000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ckpt.exists() and torch.load(ckpt, weights_only=True)["step"] >= 4:
+                break
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    saved = torch.load(ckpt, weights_only=True)["step"]
+    assert saved >= 4
+
+    assert main(command[3:] + ["--steps", str(saved + 4)]) == 2  # a fresh start would lose the run
+    assert "--resume" in capsys.readouterr().err
+
+    # The rerun happens in this process (the same untrained VGG19, seed 0), saving a second start of torch.
+    assert main(command[3:] + ["--steps", str(saved + 4), "--resume"]) == 0
+    stdout = capsys.readouterr().out
+    assert f"resumed from step {saved}" in stdout and f"step {saved + 4} in" in stdout
+    assert out.exists() and not ckpt.exists()
