@@ -33,7 +33,8 @@ class BackpropStepper(widgets.VBox):
         self.eta = widgets.FloatSlider(value=eta, min=0.1, max=10.0, step=0.1, description="η")
         self.next_button = widgets.Button(description="next stage", icon="step-forward")
         self.reset_button = widgets.Button(description="reset", icon="refresh")
-        self.image = widgets.Image(format="png")
+        # Natural size, not stretched to the output width (a VBox stretches its children by default).
+        self.image = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))
         self.status = widgets.HTML()
         self.next_button.on_click(lambda _: self.advance())
         self.reset_button.on_click(lambda _: self.reset())

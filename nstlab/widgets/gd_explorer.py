@@ -31,7 +31,8 @@ class GDExplorer(widgets.VBox):
                                           readout_format=".2e")
         self.method = widgets.ToggleButtons(options=["batch", "sgd"], value=method, description="method")
         self.epochs = widgets.IntSlider(value=epochs, min=1, max=200, description="epochs")
-        self.image = widgets.Image(format="png")
+        # Natural size, not stretched to the output width (a VBox stretches its children by default).
+        self.image = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))
         self.status = widgets.HTML()
         for control in (self.eta, self.method, self.epochs):
             control.observe(lambda _: self.update(), names="value")

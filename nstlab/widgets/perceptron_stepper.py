@@ -25,7 +25,8 @@ class PerceptronStepper(widgets.VBox):
         self.step_button = widgets.Button(description="step", icon="step-forward")
         self.epoch_button = widgets.Button(description="epoch", icon="fast-forward")
         self.reset_button = widgets.Button(description="reset", icon="refresh")
-        self.image = widgets.Image(format="png")
+        # Natural size, not stretched to the output width (a VBox stretches its children by default).
+        self.image = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))
         self.status = widgets.HTML()
         self.step_button.on_click(lambda _: self.step())
         self.epoch_button.on_click(lambda _: self.run_epoch())
