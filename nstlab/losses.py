@@ -60,7 +60,7 @@ class Convention:
         name: ``"gatys"`` or ``"deeplearning_ai"``.
         alpha: weight of the content loss.
         beta: weight of the style loss.
-        content_normalisation: the factor before :math:`\sum (F - P)^2`, as written in the source.
+        content_normalisation: the factor before :math:`\sum (F - P)^2`: ``"1/2"`` or ``"1/(4 n_H n_W n_C)"``.
         style_normalisation: the factor before :math:`\sum (G - A)^2`, as written in the source.
         content_layers, style_layers: the layers the source uses.
         source: where the convention comes from.
@@ -76,11 +76,16 @@ class Convention:
     source: str
 
     def content_factor(self, C: int, H: int, W: int) -> float:
-        """The factor before :math:`\\sum (F - P)^2` for one image's (C, H, W) activations."""
-        return 0.5 if self.name == "gatys" else 1.0 / (4 * C * H * W)
+        r"""The factor before :math:`\sum (F - P)^2` for one image's (C, H, W) activations."""
+        if self.content_normalisation == "1/2":
+            return 0.5
+        if self.content_normalisation == "1/(4 n_H n_W n_C)":
+            return 1.0 / (4 * C * H * W)
+        raise ValueError(f"unknown content normalisation {self.content_normalisation!r}; use '1/2' (Gatys) or "
+                         "'1/(4 n_H n_W n_C)' (deeplearning.ai).")
 
     def style_factor(self, C: int, M: int) -> float:
-        """The factor before :math:`\\sum (G - A)^2` for C channels and M = H W positions."""
+        r"""The factor before :math:`\sum (G - A)^2` for C channels and M = H W positions."""
         return 1.0 / (4 * C**2 * M**2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -174,6 +175,10 @@ def test_conventions_are_declared_with_their_alpha_beta_and_normalisations():
     assert gatys.content_factor(64, 32, 32) == 0.5
     assert dlai.content_factor(64, 32, 32) == 1 / (4 * 64 * 32 * 32)
     assert gatys.style_factor(64, 1024) == dlai.style_factor(64, 1024) == 1 / (4 * 64**2 * 1024**2)
+    custom = dataclasses.replace(gatys, name="mine", content_normalisation="1/(4 n_H n_W n_C)", alpha=2.0)
+    assert custom.content_factor(2, 3, 4) == 1 / 96 and losses.get_convention(custom) is custom
+    with pytest.raises(ValueError, match="unknown content normalisation '1/3'"):
+        dataclasses.replace(gatys, content_normalisation="1/3").content_factor(1, 1, 1)
     # The module docstring declares the convention; it is the contract the notebooks quote.
     for formula in ("4 N_l^2 M_l^2", r"\tfrac12", "4 n_H n_W n_C", r"\alpha = 10, \beta = 40"):
         assert formula in losses.__doc__
