@@ -373,6 +373,18 @@ def check_memory(size: int | tuple[int, int], **kwargs) -> MemoryEstimate:
     return est
 
 
+def output_size(content: torch.Tensor, config: StyleConfig) -> tuple[int, int]:
+    """The (height, width) of the result: the content's aspect ratio with the long side ``config.size``.
+
+    Example:
+        >>> output_size(torch.zeros(1, 3, 300, 400), StyleConfig(size=256))
+        (192, 256)
+    """
+    h, w = content.shape[-2:]
+    long = config.size or max(h, w)
+    return max(1, round(h * long / max(h, w))), max(1, round(w * long / max(h, w)))
+
+
 # --- the pieces of a run ---------------------------------------------------------------------------------------
 
 
@@ -575,7 +587,7 @@ def _plain(value):
 
 
 def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor], config: StyleConfig = StyleConfig(),
-            *, extractor: torch.nn.Module | None = None, fallback: str | None = None,
+            *, extractor: torch.nn.Module | None = None, backbone=None, fallback: str | None = None,
             device: str | torch.device | None = None,
             callback: Callable[[int, torch.Tensor, StepLosses], bool | None] | None = None, callback_every: int = 1,
             checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False,
@@ -590,6 +602,7 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
         config: the run's settings (see :data:`PRESETS`).
         extractor: a :class:`nstlab.vgg.VGGFeatures` with every layer of the config, on ``device``; by default
             one is built (pretrained weights, or what ``fallback`` allows).
+        backbone: a :class:`nstlab.weights.Backbone` to build the extractor from, instead of loading one.
         fallback: ``"untrained"`` to accept a random network when the weights are unavailable (the result
             then says ``pretrained=False``).
         device: where to compute; default the device of ``content``.
@@ -637,14 +650,12 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
     layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
 
     long = config.size or max(content.shape[-2:])
-    h, w = content.shape[-2:]
-    final_hw = (max(1, round(h * long / max(h, w))), max(1, round(w * long / max(h, w))))
-    check_memory(final_hw, arch=config.arch, device=device, optimizer=config.optimizer, layers=layers)
+    check_memory(output_size(content, config), arch=config.arch, device=device, optimizer=config.optimizer, layers=layers)
 
     if extractor is None:
         from nstlab.weights import load_backbone
 
-        backbone = load_backbone(config.arch, fallback=fallback, seed=config.seed)
+        backbone = backbone or load_backbone(config.arch, fallback=fallback, seed=config.seed)
         extractor = VGGFeatures(layers, arch=config.arch, pool=config.pool, backbone=backbone).to(device)
         if device.type == "cuda":
             extractor = extractor.to(memory_format=torch.channels_last)  # our own copy: channels-last convolutions

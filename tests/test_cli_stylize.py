@@ -182,3 +182,12 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path, capsys, quick_backbo
     stdout = capsys.readouterr().out
     assert f"resumed from step {saved}" in stdout and f"step {saved + 4} in" in stdout
     assert out.exists() and not ckpt.exists()
+
+
+def test_missing_weights_without_untrained_say_how_to_get_them(tmp_path, capsys, monkeypatch):
+    """Offline without cached weights and without --untrained: one line with the remedies and --untrained."""
+    monkeypatch.setenv("NSTLAB_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    content, style, out = png(tmp_path / "c.png"), png(tmp_path / "s.png", seed=1), tmp_path / "out.png"
+    assert main(stylize(content, style, "-o", out, "--size", "32", "--steps", "2", "--no-progress")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nstlab weights import" in err and "--untrained" in err

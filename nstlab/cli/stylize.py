@@ -94,13 +94,11 @@ def _config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Run ``nstlab stylize``; returns the exit status."""
-    import torch
-
     from nstlab.data import open_image
     from nstlab.device import choose_device
     from nstlab.images import ImageError, save_image
-    from nstlab.stylize import SizeTooLarge, StyleDiverged, stylize
-    from nstlab.weights import WeightsUnavailable
+    from nstlab.stylize import SizeTooLarge, StyleDiverged, check_memory, output_size, stylize
+    from nstlab.weights import WeightsUnavailable, load_backbone
 
     out: Path = args.output
     if out.exists() and not args.overwrite:
@@ -123,23 +121,30 @@ def run(args: argparse.Namespace) -> int:
     except (ImageError, ValueError, TypeError) as err:
         raise UserError(str(err)) from err
 
-    torch.manual_seed(config.seed)
     scales = "+".join(f"{s:g}" for s in config.scales)
-    print(f"stylize: {args.content} in the style of {', '.join(args.styles)}; {config.size} px, {config.steps} "
+    steps = "+".join(map(str, config.scale_steps)) if config.scale_steps else f"{config.steps}"
+    print(f"stylize: {args.content} in the style of {', '.join(args.styles)}; {config.size} px, {steps} "
           f"steps x scales {scales}, {config.optimizer}, alpha={config.alpha:g}, beta={config.beta:g}, "
           f"init {config.init}; device {choice}", flush=True)
+    try:  # before loading 550 MB of weights: refuse a size that cannot fit
+        check_memory(output_size(content, config), arch=config.arch, device=choice.device, optimizer=config.optimizer,
+                     layers=config.content_layers + config.style_layers)
+    except SizeTooLarge as err:
+        raise UserError(str(err)) from err
     try:
-        result = stylize(content, styles, config, fallback="untrained" if args.untrained else None,
-                         device=choice.device, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
-                         resume=args.resume, out_dir=out.with_name(f"{out.stem}_steps") if config.save_every else None,
-                         show_progress=False if args.no_progress else None)
+        backbone = load_backbone(config.arch, fallback="untrained" if args.untrained else None, seed=config.seed)
     except WeightsUnavailable as err:
         raise UserError(f"{err} Or pass --untrained to run on a random network (the result will not be meaningful).") from err
+    if not backbone.pretrained:
+        print(f"WARNING: {backbone.note}", flush=True)
+    try:
+        result = stylize(content, styles, config, backbone=backbone, device=choice.device, checkpoint=checkpoint,
+                         checkpoint_every=args.checkpoint_every, resume=args.resume,
+                         out_dir=out.with_name(f"{out.stem}_steps") if config.save_every else None,
+                         show_progress=False if args.no_progress else None)
     except (SizeTooLarge, StyleDiverged, ImageError, ValueError, TypeError, FileNotFoundError) as err:
         raise UserError(str(err)) from err
 
-    if not result.pretrained:
-        print(f"WARNING: {result.note}", flush=True)
     if result.start_step:
         print(f"resumed from step {result.start_step} (checkpoint {checkpoint})")
     try:
