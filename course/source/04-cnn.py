@@ -19,7 +19,7 @@
 # 5. why a CNN's neurons form width × height × depth volumes, and where fully connected layers fit in;
 # 6. how to train a small CNN to 97 % on handwritten digits, and what its filters and feature maps look like.
 #
-# **Runtime** (fast profile): about 40 s on a busy 2-core CPU (about 20 s when it is quiet); GPU: not measured yet.
+# **Runtime** (fast profile): about 40 s on a busy 2-core CPU (load 5 from other jobs); GPU: not measured yet.
 
 # %%
 import time
