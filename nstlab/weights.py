@@ -240,7 +240,8 @@ def download(spec: WeightsSpec, *, directory: str | os.PathLike | None = None, p
     target = directory / spec.filename
     if progress is None:
         progress = not os.environ.get(GRADER_ENV_VAR)
-    print(f"nstlab: downloading {_describe(spec)} from {spec.url} into {directory}", flush=True)
+    if not spec.url.startswith("file:"):  # say so whenever something comes over the network
+        print(f"nstlab: downloading {_describe(spec)} from {spec.url} into {directory}", flush=True)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(READ_TIMEOUT_S)  # torch.hub's urlopen has no timeout of its own
     try:
@@ -389,7 +390,6 @@ def load_backbone(arch: str = "vgg19", *, fallback: str | None = None, seed: int
     Example:
         >>> missing = WeightsSpec("vgg16", "file:///nonexistent/vgg16-0000.pth", "vgg16-0000.pth", "0000", 0)
         >>> backbone = load_backbone("vgg16", fallback="untrained", spec=missing)
-        nstlab: downloading vgg16 weights vgg16-0000.pth ...
         >>> backbone.pretrained, backbone.note.split()[:2]
         (False, ['UNTRAINED', 'VGG16'])
     """

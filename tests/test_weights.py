@@ -104,11 +104,12 @@ def test_status_lists_every_architecture_and_whether_its_file_is_present(cache):
     assert [s.present for s in status()] == [False, True]
 
 
-def test_download_from_a_loopback_server_verifies_and_caches_the_file(tiny, server, cache):
+def test_download_from_a_loopback_server_verifies_caches_and_announces_the_file(tiny, server, cache, capsys):
     path, spec = tiny
     spec = WeightsSpec(spec.arch, f"{server}/{spec.filename}", spec.filename, spec.sha256_prefix, spec.size_bytes)
     target = download(spec, progress=False)
     assert target == cache / spec.filename and target.read_bytes() == path.read_bytes()
+    assert f"nstlab: downloading vgg19 weights {spec.filename}" in capsys.readouterr().out
     assert list(cache.iterdir()) == [target]  # no partial file left behind
     state = load_state_dict(spec=spec)
     torch.testing.assert_close(state["w"], torch.arange(6.0).reshape(2, 3))
