@@ -233,6 +233,22 @@ def test_analytic_style_gradient_equals_autograd_through_the_relu(convention):
     torch.testing.assert_close(style_layer_gradient(Fd.detach(), A, convention=convention, mask=False), wrt_F)
 
 
+def test_analytic_gradients_match_central_finite_differences():
+    """Perturb single entries of F (away from the ReLU's kink) and compare the loss change with the formula."""
+    F = relu_features(1, 3, 4, 4, seed=40, dtype=torch.float64) + 0.1  # all positive: the mask is 1
+    P = rand(1, 3, 4, 4, seed=41, dtype=torch.float64)
+    A = gram_matrix(relu_features(1, 3, 4, 4, seed=42, dtype=torch.float64))
+    eps = 1e-6
+    for loss, gradient, target in ((content_loss, content_gradient, P), (style_layer_loss, style_layer_gradient, A)):
+        analytic = gradient(F, target)
+        for index in [(0, 0, 0, 0), (0, 1, 2, 3), (0, 2, 3, 1)]:
+            up, down = F.clone(), F.clone()
+            up[index] += eps
+            down[index] -= eps
+            numeric = (loss(up, target) - loss(down, target)) / (2 * eps)
+            assert analytic[index].item() == pytest.approx(numeric.item(), rel=1e-6, abs=1e-9)
+
+
 def test_analytic_style_gradient_is_the_caffe_formula():
     """c (G - A) F masked by F > 0 with c = 1 / (N_l^2 M_l^2), written out as in the Caffe-era code."""
     F = relu_features(1, 3, 4, 4, seed=34, dtype=torch.float64)

@@ -20,7 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                                    description=__doc__.split("\n\n", 1)[1],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    actions.add_parser("status", help="which weights are cached, their size and checksum")
+    actions.add_parser("status", help="which weights are cached, their size and checksum (exit status 1 if "
+                       "some are missing)")
     path = actions.add_parser("path", help="print the cached file's path (or the cache folder)")
     path.add_argument("arch", nargs="?", choices=weights.ARCHS, help="vgg16 or vgg19; omit for the folder")
     imp = actions.add_parser("import", help="verify FILE's checksum and copy it into the cache")
