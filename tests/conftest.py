@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# Tests never touch the network: pretrained-weight loading fails at once instead of probing for a connection.
+# Set before anything runs, so notebooks executed by nbgrader in subprocesses inherit it too.
+os.environ["NSTLAB_OFFLINE"] = "1"
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = sorted(p.stem for p in (ROOT / "course" / "source").glob("*.py"))
