@@ -1,0 +1,762 @@
+# %% [markdown]
+# # 06 · Neural style transfer
+#
+# Notebook 05 showed that the layers of a trained VGG describe a photo at growing scales, from edges to
+# objects. Gatys, Ecker & Bethge (2016) turned that observation into a way of *painting*: start from some
+# image $\vec x$ and change its pixels until its deep features match those of a photo $\vec p$ (its
+# **content**) while the *correlations* between its features match those of a painting $\vec a$ (its
+# **style**). Nothing is trained: the network is fixed and the pixels are the parameters.
+#
+# **In this notebook you will learn**
+#
+# 1. the content loss, and which layer carries a photo's content;
+# 2. the Gram matrix, and why correlations between channels capture style but not layout;
+# 3. the style loss of one layer and of several, and the total loss $\alpha \mathcal{L}_{content} + \beta \mathcal{L}_{style}$;
+# 4. why published values of $\alpha/\beta$ differ by orders of magnitude between implementations;
+# 5. the gradients of the losses derived by hand, and checked against autograd;
+# 6. how the result depends on the initial image, the optimiser, the style layers, total variation and
+#    colour preservation.
+#
+# **Runtime** (fast profile): about 62 s on a busy 2-core CPU (measured with `jupyter nbconvert --execute`,
+# kernel start included); GPU: not measured yet.
+#
+# **Pretrained weights.** The method needs VGG19's ImageNet weights (548 MB, see `nstlab weights status`).
+# If they cannot be found or downloaded, this notebook says why and continues on an *untrained* VGG19 with
+# random weights; every figure then says so in red. The losses, gradients and the optimisation work the same,
+# so every exercise can be done, but the pictures will not look like paintings.
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from nstlab import checks, data, device, losses, profiles, stylize, vgg, weights
+
+torch.set_num_threads(1)  # small pieces of work: one CPU thread is faster on a busy machine (see notebook 04)
+profile = profiles.get_profile()
+print(profiles.describe(profile))
+dev = device.choose_device().device
+try:
+    backbone = weights.load_backbone("vgg19")
+except weights.WeightsUnavailable as err:
+    print(f"Pretrained weights unavailable:\n{err}\n")
+    print("Continuing with the untrained fallback, as asked for explicitly here (fallback='untrained').")
+    backbone = weights.load_backbone("vgg19", fallback="untrained", seed=profile.seed)
+STYLE_LAYERS, CONTENT_LAYERS = losses.GATYS_STYLE_LAYERS, losses.GATYS_CONTENT_LAYERS
+extractor = vgg.VGGFeatures(CONTENT_LAYERS + STYLE_LAYERS, backbone=backbone).to(dev)
+print(extractor.note)
+
+# Sizes come from the profile: the main run at half its image size, comparisons at a quarter.
+size, small = max(64, profile.image_size // 2), max(48, profile.image_size // 4)  # the short side must stay >= 32
+steps, small_steps = max(2, profile.style_steps // 3), max(2, profile.style_steps // 10)
+photo = data.builtin_image("chelsea", size=size).to(dev)
+painting = data.builtin_image("mosaic", size=size).to(dev)
+
+
+def label(fig, title):
+    """Title a figure, and say on it, in red, when the network is the untrained stand-in."""
+    if extractor.pretrained:
+        fig.suptitle(title)
+    else:
+        fig.suptitle(f"{title}\n{extractor.note}", color="#b00", fontsize=8, wrap=True)
+
+
+def show_row(images, titles, title):
+    """Show (1, 3, H, W) images side by side, with the untrained banner when it applies."""
+    fig, axes = plt.subplots(1, len(images), figsize=(2.6 * len(images), 3.2), squeeze=False)
+    for ax, image, name in zip(axes[0], images, titles, strict=True):
+        ax.imshow(image[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu())
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    label(fig, title)
+    fig.tight_layout()
+    plt.show()
+    plt.close(fig)
+
+
+show_row([photo, painting], ["content: chelsea", "style: mosaic"], "the two images we combine")
+
+# %% [markdown]
+# ## 1 · Content: matching features
+#
+# Layer $l$ of VGG has $N_l$ filters and $M_l = H_l W_l$ positions; its response to an image is a matrix
+# $F^l \in \mathbb{R}^{N_l \times M_l}$, one row per filter. In tensors it is the activation of shape
+# $(N, C, H, W)$ with $C = N_l$. Let $P^l$ be the response to the photo. Gatys et al. define the **content
+# loss** as the squared distance between the two,
+#
+# $$\mathcal{L}_{content}(\vec p, \vec x, l) = \tfrac12 \sum_{i,j} \left(F^l_{ij} - P^l_{ij}\right)^2 .$$
+#
+# The paper takes the content from `conv4_2` (our `relu4_2`: Caffe's ReLU overwrites its convolution in
+# place, so the paper's "conv4_2" is rectified). A deep layer keeps *what* is where (notebook 05
+# reconstructed photos from it), but not the exact pixel values, which leaves room for the style.
+#
+# The factor in front is a **convention**. The deeplearning.ai course uses $\frac{1}{4 n_H n_W n_C}$ instead
+# of $\tfrac12$; `losses.get_convention(convention).content_factor(C, H, W)` returns the right factor for
+# either, so one function serves both. For a batch, the loss is the **sum** over its images, and a target
+# $P$ with a batch size of 1 applies to every image (broadcasting does that for you).
+#
+# ### Exercise 1 · `content_loss`
+
+# %% [solution] id=content_loss
+def content_loss(F, P, *, convention="gatys"):
+    r"""The content loss :math:`\tfrac12 \sum (F - P)^2` (Gatys) or :math:`\frac{1}{4 n_H n_W n_C} \sum (F - P)^2`.
+
+    Args:
+        F: activations of the generated images, (N, C, H, W).
+        P: activations of the content images, (N, C, H, W) or (1, C, H, W).
+        convention: ``"gatys"`` or ``"deeplearning_ai"``.
+
+    Returns:
+        A 0-dim tensor, summed over the batch.
+    """
+    ### BEGIN SOLUTION
+    _, C, H, W = F.shape
+    return losses.get_convention(convention).content_factor(C, H, W) * ((F - P) ** 2).sum()
+    ### END SOLUTION
+
+# %% [check] id=check_content_loss points=2
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(0)
+    F_, P_ = torch.randn(2, 4, 3, 5, generator=g), torch.randn(1, 4, 3, 5, generator=g)
+    result = content_loss(F_, P_)
+    checks.check_type(result, torch.Tensor, name="content_loss(F, P)")
+    checks.check_shape(result, (), name="content_loss(F, P)")
+    checks.check_close(result, losses.content_loss(F_, P_), name="content_loss(F, P)", rtol=1e-5)
+    checks.check_close(content_loss(F_, P_, convention="deeplearning_ai"),
+                       losses.content_loss(F_, P_, convention="deeplearning_ai"),
+                       name="content_loss(F, P, convention='deeplearning_ai')", rtol=1e-5)
+checks.passed("content_loss")
+### BEGIN HIDDEN TESTS
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(41)
+    for shape in [(1, 3, 2, 2), (3, 8, 5, 4)]:
+        F_ = torch.randn(shape, generator=g, dtype=torch.float64)
+        checks.check_close(content_loss(F_, F_), 0.0, name=f"content_loss(F, F) for shape {shape}", atol=1e-12)
+        P_ = torch.randn(shape, generator=g, dtype=torch.float64)
+        for conv in ("gatys", "deeplearning_ai"):
+            checks.check_close(content_loss(F_, P_, convention=conv), losses.content_loss(F_, P_, convention=conv),
+                               name=f"content_loss on shape {shape}, {conv}", rtol=1e-10)
+    # a batch is the sum of its images
+    F_, P_ = torch.randn(3, 2, 4, 4, generator=g, dtype=torch.float64), torch.randn(1, 2, 4, 4, generator=g, dtype=torch.float64)
+    checks.check_close(content_loss(F_, P_), sum(content_loss(F_[k:k + 1], P_) for k in range(3)),
+                       name="content_loss of a batch versus the sum over its images", rtol=1e-10)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 2 · Style: correlations between features
+#
+# A painting's style is in its brush strokes, colours and textures, wherever they are, not in where its
+# objects stand. Gatys et al. capture it with the **Gram matrix** of a layer, the inner products between
+# every pair of its feature maps:
+#
+# $$G^l_{ij} = \sum_k F^l_{ik} F^l_{jk}, \qquad G^l = F^l \left(F^l\right)^\top \in \mathbb{R}^{N_l \times N_l}.$$
+#
+# $G^l_{ij}$ is large when filters $i$ and $j$ tend to fire *at the same places*: "yellow" together with
+# "thick stroke", say. The sum over positions $k$ throws away where things are: shuffle the columns of
+# $F^l$ (the positions) and $G^l$ does not change, while the content loss does. The cell below checks exactly
+# that on the photo's `relu3_1` features.
+
+# %%
+with torch.no_grad():
+    F_photo = extractor(photo)["relu3_1"]  # (1, C, H, W)
+N_, C_, H_, W_ = F_photo.shape
+shuffle = torch.randperm(H_ * W_, generator=torch.Generator().manual_seed(profile.seed)).to(dev)
+F_shuffled = F_photo.reshape(1, C_, H_ * W_)[:, :, shuffle].reshape(1, C_, H_, W_)  # same features, scrambled positions
+print(f"relu3_1: F is {C_} x {H_ * W_} (N_l x M_l), so G is {C_} x {C_}")
+print(f"content loss, photo vs shuffled photo: {losses.content_loss(F_shuffled, F_photo).item():.4g}")
+print("largest change of the Gram matrix:      "
+      f"{(losses.gram_matrix(F_shuffled) - losses.gram_matrix(F_photo)).abs().max().item():.2g} "
+      f"(of entries up to {losses.gram_matrix(F_photo).abs().max().item():.3g})")
+
+# %% [markdown]
+# ### Exercise 2 · `gram_matrix` for a batch
+#
+# Write `gram_matrix(F, *, normalize=False)` for activations of shape $(N, C, H, W)$. It returns $(N, C, C)$:
+# **one Gram matrix per image**. A common bug flattens the batch into the positions (`F.reshape(C, -1)`),
+# which mixes the images: it only works for $N = 1$. Reshape to $(N, C, H W)$ instead and use a batched
+# matrix product (`@` or `torch.bmm`) with the transpose of the last two axes. With `normalize=True`, divide
+# by $C H W$ (Johnson et al.'s normalisation; Gatys's convention does not normalise).
+
+# %% [solution] id=gram_matrix
+def gram_matrix(F, *, normalize=False):
+    r"""The Gram matrix of each image's features, :math:`G_{ij} = \sum_k F_{ik} F_{jk}`.
+
+    Args:
+        F: activations of shape (N, C, H, W).
+        normalize: divide by C H W (Johnson et al.'s normalisation); the Gatys convention does not.
+
+    Returns:
+        A tensor of shape (N, C, C): one Gram matrix per image, never mixing images of the batch.
+    """
+    ### BEGIN SOLUTION
+    N, C, H, W = F.shape
+    F_flat = F.reshape(N, C, H * W)  # (N, C, M)
+    G = F_flat @ F_flat.transpose(1, 2)  # (N, C, C)
+    return G / (C * H * W) if normalize else G
+    ### END SOLUTION
+
+# %% [check] id=check_gram_matrix points=3
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(1)
+    F_ = torch.randn(2, 3, 4, 5, generator=g)
+    result = gram_matrix(F_)
+    checks.check_type(result, torch.Tensor, name="gram_matrix(F)")
+    checks.check_shape(result, (2, 3, 3), name="gram_matrix(F) for F of shape (2, 3, 4, 5)")
+    checks.check_close(result, losses.gram_matrix(F_), name="gram_matrix(F)", rtol=1e-5, atol=1e-6)
+    checks.check_close(gram_matrix(F_, normalize=True), losses.gram_matrix(F_, normalize=True),
+                       name="gram_matrix(F, normalize=True)", rtol=1e-5, atol=1e-7)
+    checks.check_close(result[1], losses.gram_matrix(F_[1:2])[0], rtol=1e-5, atol=1e-6,
+                       name="gram_matrix(F)[1] (the second image alone): are the images of the batch mixed?")
+checks.passed("gram_matrix")
+### BEGIN HIDDEN TESTS
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(42)
+    for shape in [(1, 1, 1, 1), (4, 6, 3, 2), (3, 16, 7, 9)]:
+        F_ = torch.randn(shape, generator=g, dtype=torch.float64)
+        G_ = gram_matrix(F_)
+        checks.check_close(G_, losses.gram_matrix(F_), name=f"gram_matrix for shape {shape}", rtol=1e-10)
+        # the Gram matrix of a batch is the batch of Gram matrices
+        stacked = torch.cat([gram_matrix(F_[k:k + 1]) for k in range(shape[0])])
+        checks.check_close(G_, stacked, name=f"batch of {shape[0]} versus one image at a time", rtol=1e-10)
+        checks.check_close(G_, G_.transpose(1, 2), name=f"gram_matrix symmetry for shape {shape}", rtol=1e-10)
+        checks.check_close(gram_matrix(F_, normalize=True), losses.gram_matrix(F_, normalize=True),
+                           name=f"gram_matrix(normalize=True) for shape {shape}", rtol=1e-10)
+    F_ = torch.randn(2, 5, 4, 4, generator=g)
+    before = F_.clone()
+    gram_matrix(F_)
+    checks.check_true(torch.equal(F_, before), "gram_matrix changed its input in place.")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 3 · The style loss
+#
+# Let $A^l$ be the Gram matrix of the painting at layer $l$ and $G^l$ that of the generated image. The
+# contribution of layer $l$ is the squared distance between them, normalised by the layer's size:
+#
+# $$E_l = \frac{1}{4 N_l^2 M_l^2} \sum_{i,j} \left(G^l_{ij} - A^l_{ij}\right)^2 .$$
+#
+# $G^l$ is a sum over $M_l$ positions of products of activations, so it grows like $M_l$ and its square like
+# $M_l^2$; dividing by $N_l^2 M_l^2$ keeps layers of different sizes comparable. Both conventions of this
+# course use this factor (`losses.get_convention(convention).style_factor(C, M)`). The style loss sums the
+# layers with weights $w_l$ (the paper: $w_l = 1/5$ for `conv1_1`, `conv2_1`, `conv3_1`, `conv4_1`,
+# `conv5_1`, our `relu1_1` … `relu5_1`):
+#
+# $$\mathcal{L}_{style}(\vec a, \vec x) = \sum_l w_l E_l .$$
+#
+# ### Exercise 3 · `style_layer_loss`
+#
+# Write $E_l$ for a batch of activations `F` (N, C, H, W) and the painting's Gram matrices `A_gram`
+# (N or 1, C, C), summed over the batch. Use the library's `losses.gram_matrix`, so that this exercise does
+# not depend on your answer to the previous one.
+
+# %% [solution] id=style_layer_loss
+def style_layer_loss(F, A_gram, *, convention="gatys"):
+    r"""One layer's style loss :math:`E_l = \frac{1}{4 N_l^2 M_l^2} \sum (G^l - A^l)^2`.
+
+    Args:
+        F: activations of the generated images, (N, C, H, W).
+        A_gram: the style images' Gram matrices ``gram_matrix(style_F)`` (unnormalised), (N, C, C) or (1, C, C).
+        convention: ``"gatys"`` or ``"deeplearning_ai"`` (the same normalisation for this part).
+
+    Returns:
+        A 0-dim tensor, summed over the batch.
+    """
+    ### BEGIN SOLUTION
+    N, C, H, W = F.shape
+    G = losses.gram_matrix(F)  # (N, C, C)
+    return losses.get_convention(convention).style_factor(C, H * W) * ((G - A_gram) ** 2).sum()
+    ### END SOLUTION
+
+# %% [check] id=check_style_layer_loss points=2
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(2)
+    F_, S_ = torch.rand(2, 4, 3, 3, generator=g), torch.rand(1, 4, 5, 5, generator=g)
+    A_ = losses.gram_matrix(S_)
+    result = style_layer_loss(F_, A_)
+    checks.check_shape(result, (), name="style_layer_loss(F, A_gram)")
+    checks.check_close(result, losses.style_layer_loss(F_, A_), name="style_layer_loss(F, A_gram)", rtol=1e-5)
+    checks.check_close(style_layer_loss(F_, losses.gram_matrix(F_)), 0.0, atol=1e-8,
+                       name="style_layer_loss(F, gram_matrix(F)), which should be 0")
+checks.passed("style_layer_loss")
+### BEGIN HIDDEN TESTS
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(43)
+    for shape in [(1, 2, 1, 7), (3, 8, 4, 6)]:
+        F_ = torch.rand(shape, generator=g, dtype=torch.float64)
+        A_ = losses.gram_matrix(torch.rand(shape, generator=g, dtype=torch.float64))
+        for conv in ("gatys", "deeplearning_ai"):
+            checks.check_close(style_layer_loss(F_, A_, convention=conv),
+                               losses.style_layer_loss(F_, A_, convention=conv),
+                               name=f"style_layer_loss on shape {shape}, {conv}", rtol=1e-10)
+        checks.check_close(style_layer_loss(F_, losses.gram_matrix(F_)), 0.0, atol=1e-12,
+                           name=f"style_layer_loss(F, gram(F)) on shape {shape}")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 4 · `style_loss` with layer weights
+#
+# Write $\mathcal{L}_{style} = \sum_l w_l E_l$. `features` maps layer names to activations (it may hold more
+# layers, such as the content layer); `target_grams` maps each **style layer** to its $A^l$. `weights`
+# maps layer names to $w_l$; when it is `None`, every target layer gets $w_l = 1/L$ ($L$ layers). When
+# weights are given, only the layers named in them count. Use `losses.style_layer_loss` for each term.
+
+# %% [solution] id=style_loss
+def style_loss(features, target_grams, *, weights=None, convention="gatys"):
+    r"""The style loss :math:`\mathcal{L}_{style} = \sum_l w_l E_l` over the style layers.
+
+    Args:
+        features: layer name -> activations of the generated images (N, C, H, W); may hold more layers.
+        target_grams: layer name -> the style images' Gram matrix (N or 1, C, C); these are the style layers.
+        weights: layer name -> :math:`w_l \ge 0`; default :math:`1/L` for each of the L target layers.
+            Layers left out of ``weights`` do not count.
+        convention: ``"gatys"`` or ``"deeplearning_ai"``.
+
+    Returns:
+        A 0-dim tensor.
+    """
+    ### BEGIN SOLUTION
+    if weights is None:
+        weights = {layer: 1.0 / len(target_grams) for layer in target_grams}
+    terms = [w_l * losses.style_layer_loss(features[layer], target_grams[layer], convention=convention)
+             for layer, w_l in weights.items()]
+    return torch.stack(terms).sum()
+    ### END SOLUTION
+
+# %% [check] id=check_style_loss points=2
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(3)
+    feats = {"relu1_1": torch.rand(1, 3, 4, 4, generator=g), "relu2_1": torch.rand(1, 5, 2, 2, generator=g),
+             "relu4_2": torch.rand(1, 6, 2, 2, generator=g)}
+    grams = {name: losses.gram_matrix(torch.rand(1, C, 3, 3, generator=g)) for name, C in [("relu1_1", 3), ("relu2_1", 5)]}
+    checks.check_close(style_loss(feats, grams), losses.style_loss(feats, grams), rtol=1e-5,
+                       name="style_loss(features, target_grams) with equal weights 1/L")
+    w = {"relu1_1": 0.25, "relu2_1": 2.0}
+    checks.check_close(style_loss(feats, grams, weights=w), losses.style_loss(feats, grams, weights=w), rtol=1e-5,
+                       name="style_loss(features, target_grams, weights={'relu1_1': 0.25, 'relu2_1': 2.0})")
+checks.passed("style_loss")
+### BEGIN HIDDEN TESTS
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(44)
+    feats = {f"relu{b}_1": torch.rand(2, 2 * b, 6 - b, 6 - b, generator=g, dtype=torch.float64) for b in range(1, 5)}
+    grams = {name: losses.gram_matrix(torch.rand(1, f.shape[1], 3, 3, generator=g, dtype=torch.float64))
+             for name, f in feats.items()}
+    checks.check_close(style_loss(feats, grams), losses.style_loss(feats, grams), rtol=1e-10,
+                       name="style_loss over four layers")
+    only = {"relu3_1": 1.5}
+    checks.check_close(style_loss(feats, grams, weights=only), 1.5 * losses.style_layer_loss(feats["relu3_1"], grams["relu3_1"]),
+                       rtol=1e-10, name="style_loss with a weight for one layer only")
+    own = {name: losses.gram_matrix(f) for name, f in feats.items()}
+    checks.check_close(style_loss(feats, own, convention="deeplearning_ai"), 0.0, atol=1e-12,
+                       name="style_loss of features against their own Gram matrices")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 4 · The total loss, and the balance $\alpha / \beta$
+#
+# The image is optimised for a weighted sum of both goals, optionally with a smoothness term (section 7):
+#
+# $$\mathcal{L}_{total}(\vec p, \vec a, \vec x) = \alpha\, \mathcal{L}_{content}(\vec p, \vec x) + \beta\, \mathcal{L}_{style}(\vec a, \vec x) \; \left(+ \lambda_{TV}\, \mathrm{TV}(\vec x)\right).$$
+#
+# Only the ratio $\alpha/\beta$ matters for the result (multiplying the loss by a constant does not move its
+# minimum); the paper uses $10^{-3}$ and $10^{-4}$.
+#
+# ### Exercise 5 · `total_loss`
+#
+# Return a `losses.LossParts(content, style, tv, total)`: the unweighted parts and the weighted total.
+# `content_targets` maps each content layer to $P^l$; sum the content loss over them. `alpha` and `beta`
+# default to the convention's (`losses.get_convention(convention).alpha`, `.beta`). When
+# `tv_weight > 0`, `tv` is `losses.total_variation(image, kind=tv_kind)`; otherwise it is a zero 0-dim
+# tensor. Use the library's `losses.content_loss`, `losses.style_loss` and `losses.total_variation`.
+
+# %% [solution] id=total_loss
+def total_loss(features, content_targets, style_grams, *, image=None, alpha=None, beta=None, tv_weight=0.0,
+               tv_kind="l2", style_weights=None, convention="gatys"):
+    r"""The total loss :math:`\alpha \mathcal{L}_{content} + \beta \mathcal{L}_{style} + \lambda_{TV} \mathrm{TV}(x)`.
+
+    Args:
+        features: layer name -> activations of the generated images (N, C, H, W).
+        content_targets: content layer name -> the content images' activations P (N or 1, C, H, W); the
+            content loss sums over these layers.
+        style_grams: style layer name -> the style images' Gram matrices (N or 1, C, C).
+        image: the generated images (N, 3, H, W); needed when ``tv_weight > 0``.
+        alpha, beta: the weights of content and style; default the convention's.
+        tv_weight: :math:`\lambda_{TV} \ge 0`.
+        tv_kind: ``"l2"`` or ``"l1"``.
+        style_weights: :math:`w_l` per style layer (see :func:`style_loss`).
+        convention: ``"gatys"`` or ``"deeplearning_ai"``.
+
+    Returns:
+        A :class:`LossParts` with the unweighted parts and the weighted total.
+    """
+    ### BEGIN SOLUTION
+    conv = losses.get_convention(convention)
+    alpha = conv.alpha if alpha is None else alpha
+    beta = conv.beta if beta is None else beta
+    content = torch.stack([losses.content_loss(features[layer], P, convention=conv)
+                           for layer, P in content_targets.items()]).sum()
+    style = losses.style_loss(features, style_grams, weights=style_weights, convention=conv)
+    tv = losses.total_variation(image, kind=tv_kind) if tv_weight > 0 else content.new_zeros(())
+    return losses.LossParts(content, style, tv, alpha * content + beta * style + tv_weight * tv)
+    ### END SOLUTION
+
+# %% [check] id=check_total_loss points=3
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(4)
+    feats = {"relu1_1": torch.rand(1, 3, 4, 4, generator=g), "relu4_2": torch.rand(1, 6, 2, 2, generator=g)}
+    P_ = {"relu4_2": torch.rand(1, 6, 2, 2, generator=g)}
+    A_ = {"relu1_1": losses.gram_matrix(torch.rand(1, 3, 4, 4, generator=g))}
+    x_ = torch.rand(1, 3, 8, 8, generator=g)
+    result = total_loss(feats, P_, A_)
+    checks.check_type(result, losses.LossParts, name="total_loss(...)")
+    expected = losses.total_loss(feats, P_, A_)
+    for part in ("content", "style", "tv", "total"):
+        checks.check_close(getattr(result, part), getattr(expected, part), rtol=1e-5, atol=1e-8,
+                           name=f"total_loss(features, content_targets, style_grams).{part}")
+    result = total_loss(feats, P_, A_, image=x_, alpha=2.0, beta=30.0, tv_weight=0.5)
+    expected = losses.total_loss(feats, P_, A_, image=x_, alpha=2.0, beta=30.0, tv_weight=0.5)
+    for part in ("tv", "total"):
+        checks.check_close(getattr(result, part), getattr(expected, part), rtol=1e-5,
+                           name=f"total_loss(..., alpha=2, beta=30, tv_weight=0.5).{part}")
+checks.passed("total_loss")
+### BEGIN HIDDEN TESTS
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(45)
+    feats = {name: torch.rand(2, 4, 3, 3, generator=g, dtype=torch.float64) for name in ("relu1_1", "relu2_1", "relu4_2", "relu5_2")}
+    P_ = {name: torch.rand(1, 4, 3, 3, generator=g, dtype=torch.float64) for name in ("relu4_2", "relu5_2")}
+    A_ = {name: losses.gram_matrix(torch.rand(1, 4, 3, 3, generator=g, dtype=torch.float64)) for name in ("relu1_1", "relu2_1")}
+    x_ = torch.rand(2, 3, 6, 5, generator=g, dtype=torch.float64)
+    for kwargs in [dict(convention="deeplearning_ai"), dict(tv_weight=1e-2, tv_kind="l1", image=x_),
+                   dict(style_weights={"relu2_1": 3.0}, alpha=0.0, beta=5.0)]:
+        got, want = total_loss(feats, P_, A_, **kwargs), losses.total_loss(feats, P_, A_, **kwargs)
+        for part in ("content", "style", "tv", "total"):
+            checks.check_close(getattr(got, part), getattr(want, part), rtol=1e-10, atol=1e-14,
+                               name=f"total_loss(..., {kwargs}).{part}")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Why published $\alpha/\beta$ differ by orders of magnitude
+#
+# The paper uses $\alpha/\beta = 10^{-3}$ or $10^{-4}$, the Caffe-era code $10^{-5}$, deeplearning.ai
+# $10/40 = 0.25$, and the PyTorch tutorial a style weight of $10^6$. Much of that spread is **units**, not
+# taste: each implementation normalises its losses differently, and $\alpha/\beta$ has to absorb the
+# difference. The deeplearning.ai content loss is $\frac{1}{4 n_H n_W n_C}\sum(F-P)^2$, which is
+# $2 n_H n_W n_C$ times smaller than Gatys's $\tfrac12 \sum (F - P)^2$ (its style loss is the same), so
+# the same balance needs an $\alpha/\beta$ that is $2 n_H n_W n_C$ times larger. At `relu4_2` of a
+# 256-pixel image that factor is $2 \cdot 32 \cdot 32 \cdot 512 \approx 10^6$, and it changes with the
+# image size. (The PyTorch tutorial divides its Gram matrices by $C H W$ and averages instead of summing,
+# which moves the style term by yet other factors.) The cell measures both conventions on the same images:
+# the content losses differ by exactly $2 n_H n_W n_C$, the style losses not at all.
+
+# %%
+with torch.no_grad():
+    x0 = stylize.initial_image(photo, painting, init="noise", seed=profile.seed)
+    feats, P_feats, S_feats = extractor(x0), extractor(photo), extractor(painting)
+P = {name: P_feats[name] for name in CONTENT_LAYERS}
+A = {name: losses.gram_matrix(S_feats[name]) for name in STYLE_LAYERS}
+_, C4, H4, W4 = P["relu4_2"].shape
+print(f"relu4_2 for a {size}-pixel image: n_C={C4}, n_H={H4}, n_W={W4}, so 2 n_H n_W n_C = {2 * C4 * H4 * W4:,}")
+for name, conv in losses.CONVENTIONS.items():
+    L_c = losses.content_loss(feats["relu4_2"], P["relu4_2"], convention=name).item()
+    L_s = losses.style_loss(feats, A, convention=name).item()
+    print(f"{name:16s} alpha/beta = {conv.alpha / conv.beta:<8.3g} L_content = {L_c:<10.4g} L_style = {L_s:<10.4g} "
+          f"alpha L_c : beta L_s = {conv.alpha * L_c / (conv.beta * L_s):.3g}")
+L_c = {name: losses.content_loss(feats["relu4_2"], P["relu4_2"], convention=name).item() for name in losses.CONVENTIONS}
+print(f"Gatys's content loss / deeplearning.ai's = {L_c['gatys'] / L_c['deeplearning_ai']:,.0f}")
+dlai = losses.CONVENTIONS["deeplearning_ai"]
+print(f"deeplearning.ai's alpha/beta = {dlai.alpha / dlai.beta:g} is Gatys's alpha/beta = "
+      f"{dlai.alpha / dlai.beta / (2 * C4 * H4 * W4):.2g} at this size: the same balance in other units.")
+
+# %% [markdown]
+# ## 5 · The gradients, by hand
+#
+# The optimiser needs $\partial \mathcal{L} / \partial \vec x$. Autograd computes it, but the paper gives the
+# derivatives of the losses with respect to a layer's activations in closed form, and they explain what the
+# optimisation does. For the content loss,
+#
+# $$\frac{\partial \mathcal{L}_{content}}{\partial F^l_{ij}} = \begin{cases} \left(F^l - P^l\right)_{ij} & F^l_{ij} > 0 \\ 0 & F^l_{ij} < 0. \end{cases}$$
+#
+# For the style loss, write $E_l = c \sum_{ij} (G_{ij} - A_{ij})^2$ with $c = 1/(4N_l^2M_l^2)$. Then
+# $\partial E_l / \partial G = 2c\,(G - A)$, and since $G = F F^\top$, a change $dF$ changes $G$ by
+# $dF\,F^\top + F\,dF^\top$; with $G - A$ symmetric both terms contribute the same, so
+#
+# $$\frac{\partial E_l}{\partial F^l} = 4c\,(G^l - A^l)\,F^l = \frac{1}{N_l^2 M_l^2} \left(G^l - A^l\right) F^l
+# \quad \text{where } F^l_{ij} > 0, \text{ and 0 elsewhere.}$$
+#
+# The "where $F > 0$" is the ReLU's derivative: the paper's activations are rectified, and these are the
+# gradients with respect to the *pre-activation*, which is what the Caffe code back-propagated from each
+# layer. The matrix $(G - A)$ tells every filter how much more or less it should co-occur with each other
+# filter, and multiplying by $F$ turns that into a change at every position where the filters are active.
+#
+# ### Exercise 6 · `style_layer_gradient`, checked against autograd
+#
+# Write the gradient above for a batch: `F` is (N, C, H, W) (rectified), `A_gram` is (N or 1, C, C).
+# Reshape `F` to (N, C, M), compute $G$ with a batched product (not with `losses.gram_matrix`, whose
+# backward pass is what we check), then $4c\,(G - A)\,F$ with
+# `c = losses.get_convention(convention).style_factor(C, M)`, and reshape back. With `mask=True`, set the
+# gradient to 0 where $F \le 0$ (`torch.where`); with `mask=False`, return the gradient with respect to $F$
+# itself. The check compares it with autograd through a real ReLU.
+
+# %% [solution] id=style_layer_gradient
+def style_layer_gradient(F, A_gram, *, convention="gatys", mask=True):
+    r"""The analytic gradient of :func:`style_layer_loss`, eq. (6): :math:`\frac{1}{N_l^2 M_l^2} (G - A) F` where :math:`F > 0`.
+
+    As in the Caffe-era code: ``c * (G - A) @ F * (F > 0)`` with :math:`c = 1/(N_l^2 M_l^2)`.
+
+    Args:
+        F: rectified activations of the generated images, (N, C, H, W).
+        A_gram: the style images' Gram matrices, (N or 1, C, C), symmetric.
+        convention: ``"gatys"`` or ``"deeplearning_ai"`` (the same for this part).
+        mask: see :func:`content_gradient`.
+
+    Returns:
+        A tensor of shape (N, C, H, W).
+    """
+    ### BEGIN SOLUTION
+    N, C, H, W = F.shape
+    F_flat = F.reshape(N, C, H * W)  # (N, C, M)
+    G = F_flat @ F_flat.transpose(1, 2)  # (N, C, C)
+    c = losses.get_convention(convention).style_factor(C, H * W)
+    grad = (4 * c * (G - A_gram) @ F_flat).reshape(N, C, H, W)
+    return torch.where(F > 0, grad, 0.0) if mask else grad
+    ### END SOLUTION
+
+# %% [check] id=check_style_layer_gradient points=3
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(5)
+    Z = torch.randn(2, 4, 3, 5, generator=g, dtype=torch.float64, requires_grad=True)  # pre-activation
+    A_ = losses.gram_matrix(torch.rand(1, 4, 3, 5, generator=g, dtype=torch.float64))
+    losses.style_layer_loss(torch.relu(Z), A_).backward()  # autograd: dE/dZ through the ReLU
+    F_ = torch.relu(Z).detach()
+    result = style_layer_gradient(F_, A_)
+    checks.check_shape(result, F_.shape, name="style_layer_gradient(F, A_gram)")
+    checks.check_close(result, Z.grad, name="style_layer_gradient(F, A_gram) versus autograd through a ReLU",
+                       rtol=1e-8, atol=1e-12)
+    checks.check_close(style_layer_gradient(F_, A_, mask=False), losses.style_layer_gradient(F_, A_, mask=False),
+                       name="style_layer_gradient(F, A_gram, mask=False)", rtol=1e-8, atol=1e-12)
+checks.passed("style_layer_gradient")
+### BEGIN HIDDEN TESTS
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(46)
+    for shape in [(1, 3, 4, 4), (3, 6, 2, 7)]:
+        F_ = torch.rand(shape, generator=g, dtype=torch.float64, requires_grad=True)  # positive: mask is all ones
+        A_ = losses.gram_matrix(torch.rand(1, shape[1], 5, 5, generator=g, dtype=torch.float64))
+        for conv in ("gatys", "deeplearning_ai"):
+            grad, = torch.autograd.grad(losses.style_layer_loss(F_, A_, convention=conv), F_)
+            checks.check_close(style_layer_gradient(F_.detach(), A_, convention=conv, mask=False), grad, rtol=1e-8,
+                               atol=1e-14, name=f"style_layer_gradient on shape {shape}, {conv}")
+    # central finite differences of the loss along a random direction
+    F_ = torch.rand(1, 3, 3, 3, generator=g, dtype=torch.float64)
+    A_ = losses.gram_matrix(torch.rand(1, 3, 3, 3, generator=g, dtype=torch.float64))
+    v = torch.randn(F_.shape, generator=g, dtype=torch.float64)
+    eps = 1e-6
+    fd = (losses.style_layer_loss(F_ + eps * v, A_) - losses.style_layer_loss(F_ - eps * v, A_)) / (2 * eps)
+    checks.check_close((style_layer_gradient(F_, A_, mask=False) * v).sum(), fd, rtol=1e-5,
+                       name="style_layer_gradient versus finite differences")
+    checks.check_close(style_layer_gradient(F_, losses.gram_matrix(F_)), torch.zeros_like(F_), atol=1e-14,
+                       name="style_layer_gradient at the target (should be zero)")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The library's `losses.content_gradient` is the content counterpart. Here both are checked on the real
+# network's `relu3_1` features, against autograd through VGG's own ReLU: the closed forms are exactly what
+# back-propagation computes.
+
+# %%
+with torch.no_grad():
+    pre = vgg.VGGFeatures(["conv3_1"], backbone=backbone).to(dev)(x0)["conv3_1"]  # the pre-activation of relu3_1
+pre.requires_grad_(True)
+F_x = torch.relu(pre)
+A3 = losses.gram_matrix(S_feats["relu3_1"])
+P3 = P_feats["relu3_1"]
+(losses.style_layer_loss(F_x, A3) + losses.content_loss(F_x, P3)).backward()
+by_hand = losses.style_layer_gradient(F_x.detach(), A3) + losses.content_gradient(F_x.detach(), P3)
+print(f"largest |autograd - closed form| / largest |gradient|: "
+      f"{((pre.grad - by_hand).abs().max() / pre.grad.abs().max()).item():.2g}")
+
+# %% [markdown]
+# ## 6 · Total variation
+#
+# Optimised pixels pick up high-frequency noise that the network barely sees. A common remedy (Mahendran &
+# Vedaldi, 2015; Johnson et al., 2016) adds the **total variation** of the image, the summed squared
+# (`"l2"`) or absolute (`"l1"`) differences between neighbouring pixels:
+#
+# $$\mathrm{TV}_2(x) = \sum_{c,i,j} \left(x_{c,i+1,j} - x_{c,i,j}\right)^2 + \left(x_{c,i,j+1} - x_{c,i,j}\right)^2 .$$
+#
+# ### Exercise 7 · `total_variation`
+#
+# Write it for images (N, C, H, W), summed over everything, with `kind="l2"` or `kind="l1"`. Slicing gives
+# the differences without loops: `x[:, :, 1:, :] - x[:, :, :-1, :]` is (N, C, H-1, W).
+
+# %% [solution] id=total_variation
+def total_variation(x, *, kind="l2"):
+    r"""The total variation of images: squared (``"l2"``) or absolute (``"l1"``) neighbour differences.
+
+    :math:`\mathrm{TV}_2(x) = \sum (x_{i+1,j} - x_{i,j})^2 + (x_{i,j+1} - x_{i,j})^2` and
+    :math:`\mathrm{TV}_1(x) = \sum |x_{i+1,j} - x_{i,j}| + |x_{i,j+1} - x_{i,j}|`, over all channels and images.
+
+    Args:
+        x: images of shape (N, C, H, W).
+        kind: ``"l2"`` (smooth; Johnson et al.) or ``"l1"`` (keeps edges).
+
+    Returns:
+        A 0-dim tensor.
+    """
+    ### BEGIN SOLUTION
+    dh = x[:, :, 1:, :] - x[:, :, :-1, :]  # (N, C, H-1, W)
+    dw = x[:, :, :, 1:] - x[:, :, :, :-1]  # (N, C, H, W-1)
+    if kind == "l2":
+        return (dh**2).sum() + (dw**2).sum()
+    if kind == "l1":
+        return dh.abs().sum() + dw.abs().sum()
+    raise ValueError(f"kind must be 'l2' or 'l1', got {kind!r}")
+    ### END SOLUTION
+
+# %% [check] id=check_total_variation points=2
+x_ = torch.tensor([[[[0.0, 1.0], [0.0, 3.0]]]])
+checks.check_close(total_variation(x_), 14.0, name="total_variation([[0, 1], [0, 3]])")
+checks.check_close(total_variation(x_, kind="l1"), 6.0, name="total_variation([[0, 1], [0, 3]], kind='l1')")
+x_ = torch.rand(2, 3, 5, 4, generator=torch.Generator().manual_seed(6))
+for kind in ("l2", "l1"):
+    checks.check_close(total_variation(x_, kind=kind), losses.total_variation(x_, kind=kind), rtol=1e-5,
+                       name=f"total_variation(x, kind={kind!r}) for x of shape (2, 3, 5, 4)")
+checks.passed("total_variation")
+### BEGIN HIDDEN TESTS
+g = torch.Generator().manual_seed(47)
+for shape in [(1, 1, 1, 5), (3, 2, 6, 1), (2, 3, 7, 9)]:
+    x_ = torch.randn(shape, generator=g, dtype=torch.float64)
+    for kind in ("l2", "l1"):
+        checks.check_close(total_variation(x_, kind=kind), losses.total_variation(x_, kind=kind), rtol=1e-10,
+                           name=f"total_variation on shape {shape}, {kind}")
+        checks.check_close(total_variation(x_ + 3.0, kind=kind), total_variation(x_, kind=kind), rtol=1e-10,
+                           name=f"total_variation is unchanged by adding a constant ({kind})")
+    checks.check_close(total_variation(torch.full(shape, 0.7, dtype=torch.float64)), 0.0, atol=1e-12,
+                       name=f"total_variation of a constant image of shape {shape}")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 7 · Optimising the image
+#
+# Everything is in place. The targets $P^l$ and $A^l$ are computed once; then each step evaluates the total
+# loss of the current image, back-propagates to the **pixels** and moves them. Here is one step with Adam,
+# written out, starting from noise: the loss goes down, and the pixels are clipped back into $[0, 1]$.
+
+# %%
+x = x0.clone().requires_grad_(True)  # the pixels are the parameters
+optimizer = torch.optim.Adam([x], lr=0.02)
+for step in range(1, 3):
+    before = x.detach().clone()
+    optimizer.zero_grad()
+    parts = losses.total_loss(extractor(x), P, A, alpha=1.0, beta=1e3)
+    parts.total.backward()
+    optimizer.step()
+    with torch.no_grad():
+        x.clamp_(0, 1)  # a projected step: the pixels stay valid
+    print(f"step {step}: total loss before it {parts.total.item():.5g} (content {parts.content.item():.4g}, "
+          f"style {parts.style.item():.4g}); largest pixel change {(x.detach() - before).abs().max().item():.3f}")
+with torch.no_grad():
+    print(f"after the steps: total loss {losses.total_loss(extractor(x), P, A, alpha=1.0, beta=1e3).total.item():.5g}")
+
+# %% [markdown]
+# `stylize.stylize` runs that loop with the paper's settings (`stylize.StyleConfig`), a progress bar, and
+# checks for a diverging loss. The paper's optimiser is **L-BFGS**, a quasi-Newton method that estimates the
+# curvature from the last few gradients and takes much better steps than plain gradient descent on this
+# smooth, badly scaled problem. We start from the photo, which converges fastest.
+
+# %%
+config = stylize.StyleConfig(size=size, steps=steps, init="content", optimizer="lbfgs", seed=profile.seed)
+result = stylize.stylize(photo, painting, config, extractor=extractor)
+fig = stylize.plot_result(result, content=photo, styles=[painting])
+plt.show()
+plt.close(fig)
+print(f"{result.steps} steps in {result.loop_seconds:.1f} s ({result.steps_per_second:.2f} steps/s) on {dev}; "
+      f"pretrained={result.pretrained}")
+
+# %% [markdown]
+# ## 8 · What the choices change
+#
+# Each row below changes one setting of a short run at a smaller size, everything else fixed.
+#
+# **The balance $\beta/\alpha$.** A small $\beta/\alpha$ keeps the photo; a large one gives texture
+# everywhere and lets the photo's layout dissolve.
+
+# %%
+small_photo, small_painting = data.builtin_image("chelsea", size=small).to(dev), data.builtin_image("mosaic", size=small).to(dev)
+
+
+def run(**changes):
+    """A short run at the small size with one setting changed; returns the result image."""
+    options = dict(size=small, steps=small_steps, seed=profile.seed) | changes
+    return stylize.stylize(small_photo, small_painting, stylize.StyleConfig(**options), extractor=extractor,
+                           show_progress=False).image
+
+
+ratios = [1e1, 1e3, 1e5]
+show_row([run(beta=r) for r in ratios], [f"β/α = {r:.0e}" for r in ratios], "the style weight")
+
+# %% [markdown]
+# **The initial image.** The loss has many minima; where the optimisation starts decides which one it finds.
+# From the photo (`content`) the layout is kept longest; from white noise (`noise`, the paper's choice) each
+# seed gives a different picture; `mix` blends photo and noise (deeplearning.ai uses 40 % photo, 60 % noise).
+
+# %%
+inits = ["content", "noise", "mix"]
+show_row([run(init=i) for i in inits], inits, "the initial image")
+
+# %% [markdown]
+# **The optimiser.** `lbfgs` is torch's L-BFGS; `lbfgsb` is scipy's L-BFGS-B, which also keeps every pixel
+# inside $[0, 1]$ (the bound constraints of the Caffe-era code); `adam` is first order, needs a learning rate
+# and many more steps, but its memory use is small and predictable.
+
+# %%
+optimisers = {"lbfgs": {}, "lbfgsb": {}, "adam": {"lr": 0.02}}
+show_row([run(optimizer=name, **extra) for name, extra in optimisers.items()], list(optimisers), "the optimiser")
+
+# %% [markdown]
+# **The style layers.** Matching only `relu1_1` reproduces colours and the finest grain; adding deeper layers
+# matches correlations over larger windows (a `relu5_1` neuron sees most of the image), so larger structures of
+# the painting appear. This is figure 2 of the paper.
+
+# %%
+layer_sets = {"relu1_1": STYLE_LAYERS[:1], "relu1_1 … relu3_1": STYLE_LAYERS[:3], "relu1_1 … relu5_1": STYLE_LAYERS}
+show_row([run(style_layers=layers) for layers in layer_sets.values()], list(layer_sets), "the style layers")
+
+# %% [markdown]
+# **Total variation and colour.** A TV weight smooths away the high-frequency noise. Style transfer also
+# copies the painting's colours; Gatys et al. (2016b) keep the photo's instead in one of two ways:
+# `"luminance"` transfers style on brightness only and puts the photo's colours back (YIQ), `"match"`
+# first recolours the painting to the photo's colour statistics (`nstlab.colour`).
+
+# %%
+with torch.no_grad():  # a TV weight that makes the TV term as large as the style term on the photo
+    small_A = {k: losses.gram_matrix(v) for k, v in extractor(small_painting).items() if k in STYLE_LAYERS}
+    tv_weight = 1e3 * losses.style_loss(extractor(small_photo), small_A).item() / losses.total_variation(small_photo).item()
+variants = {"no TV": {}, "with TV": {"tv_weight": tv_weight}, "luminance only": {"preserve_colour": "luminance"},
+            "colour match": {"preserve_colour": "match"}}
+show_row([run(**extra) for extra in variants.values()], list(variants), "smoothness and colour preservation")
+
+# %% [markdown]
+# ## 9 · Lecture demo
+#
+# The panel below changes the style weight, the style layers and the initial image. On a CUDA GPU it runs a
+# short optimisation each time a control changes; on a CPU that would take too long, so it shows images from
+# a grid computed once in advance (`nstlab.widgets.style_panel.compute_grid()`, a few minutes, cached in your
+# user cache folder, never in the repository). Until the grid exists, it says how to make it.
+
+# %%
+from nstlab.widgets.style_panel import style_panel
+
+panel = style_panel()
+panel
+
+# %% [markdown]
+# ## Summary
+#
+# * Content is matched feature by feature at a deep layer: $\tfrac12 \sum (F - P)^2$.
+# * Style is matched through Gram matrices $G = F F^\top$, which keep which features occur together and drop
+#   where; each layer's term is normalised by $4 N_l^2 M_l^2$.
+# * Only $\alpha/\beta$ matters, and its value depends on the loss normalisation and the image size, which is
+#   why published values differ by factors of a million.
+# * The gradients are $(F - P)$ and $\frac{1}{N_l^2 M_l^2}(G - A)F$ where the features are active, exactly what
+#   autograd computes.
+# * Initial image, optimiser, style layers, total variation and colour preservation each change the picture.
+#
+# Notebook 07 trains a network to do this in one forward pass (Johnson et al., 2016).
