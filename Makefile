@@ -22,6 +22,7 @@ lab: $(STAMP)
 	$(BIN)/nstlab lab
 
 test: $(STAMP)
+	$(BIN)/ruff check nstlab tests benchmarks course/nbgrader_config.py
 	$(BIN)/python -m pytest
 
 # For course authors: rebuild solutions/ from course/source/ and the student release in notebooks/.

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ASSIGNMENTS
 from nstlab import course
+
+from conftest import ASSIGNMENTS
 
 
 def _nstlab(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

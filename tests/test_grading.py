@@ -23,8 +23,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ASSIGNMENTS, ROOT, copy_course
 from nstlab import course
+
+from conftest import ASSIGNMENTS, ROOT, copy_course
 
 # Seconds a cell may run while grading in these tests. The looping submission spends exactly this long in
 # its first check cell; every cell of a solution in the grade profile must finish well inside it.

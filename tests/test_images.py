@@ -10,7 +10,14 @@ import torch
 from PIL import Image
 
 from nstlab.images import (
-    ImageError, array_to_tensor, load_image, luminance, pil_to_tensor, resize_long_side, save_image, tensor_to_pil,
+    ImageError,
+    array_to_tensor,
+    load_image,
+    luminance,
+    pil_to_tensor,
+    resize_long_side,
+    save_image,
+    tensor_to_pil,
 )
 
 

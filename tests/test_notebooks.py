@@ -16,6 +16,7 @@ import nbformat
 import pytest
 
 import nstlab
+
 from conftest import ASSIGNMENTS, ROOT
 
 SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
