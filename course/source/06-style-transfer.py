@@ -28,8 +28,10 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 
 from nstlab import checks, data, device, losses, profiles, stylize, vgg, weights
+from nstlab.widgets.style_panel import style_panel
 
 torch.set_num_threads(1)  # small pieces of work: one CPU thread is faster on a busy machine (see notebook 04)
 profile = profiles.get_profile()
@@ -742,10 +744,8 @@ show_row([run(**extra) for extra in variants.values()], list(variants), "smoothn
 # user cache folder, never in the repository). Until the grid exists, it says how to make it.
 
 # %%
-from nstlab.widgets.style_panel import style_panel
-
 panel = style_panel()
-panel
+display(panel)
 
 # %% [markdown]
 # ## Summary
