@@ -298,7 +298,7 @@ def transfer(backbone: Backbone, data: Patches, *, head_epochs: int = 200, finet
         (True, False)
     """
     body, last = split_backbone(backbone)
-    body = freeze(body).eval()
+    body, last = freeze(body).eval().to(data.x_train.device), last.to(data.x_train.device)  # compute where the data is
     with torch.no_grad():
         h_train = body(normalise(data.x_train))  # (N, 512, 2, 2) at 32-pixel patches
         h_test = body(normalise(data.x_test))

@@ -19,7 +19,7 @@
 # 5. why a CNN's neurons form width × height × depth volumes, and where fully connected layers fit in;
 # 6. how to train a small CNN to 97 % on handwritten digits, and what its filters and feature maps look like.
 #
-# **Runtime** (fast profile): about 40 s on a busy 2-core CPU (load 5 from other jobs); GPU: not measured yet.
+# **Runtime** (fast profile): 30 to 45 s on a busy 2-core CPU (load 4 to 5 from other jobs); GPU: not measured yet.
 
 # %%
 import time
@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from nstlab import checks, cnn, data, profiles
+from nstlab.widgets.conv_playground import conv_playground
 
 # The networks here are tiny: splitting each small operation over several CPU threads costs more in
 # coordination than it saves, and on a busy shared machine it was measured to be ten times slower.
@@ -108,8 +109,8 @@ def median_time(fn, repeats=15):
 z = torch.randn(1_000_000, generator=torch.Generator().manual_seed(profile.seed))
 z_grad = z.clone().requires_grad_()
 for name, f in [("sigmoid", torch.sigmoid), ("relu", torch.relu)]:
-    forward = median_time(lambda: f(z))
-    both = median_time(lambda: f(z_grad).sum().backward())
+    forward = median_time(lambda f=f: f(z))
+    both = median_time(lambda f=f: f(z_grad).sum().backward())
     print(f"{name:8s} forward {forward * 1e3:6.2f} ms   forward + backward {both * 1e3:6.2f} ms")
 
 # %% [markdown]
@@ -194,7 +195,7 @@ fig, axes = plt.subplots(1, 4, figsize=(12, 3.3))
 panels = [(photo, "input (grey)"), (cnn.conv2d(photo, sobel_x, padding=1), "Sobel x, P=1, s=1"),
           (cnn.conv2d(photo, blur, padding=2), "5×5 blur, P=2, s=1"),
           (cnn.conv2d(photo, sobel_x, padding=1, stride=4), "Sobel x, P=1, s=4")]
-for ax, (img, title) in zip(axes, panels):
+for ax, (img, title) in zip(axes, panels, strict=True):
     ax.imshow(img[0, 0], cmap="gray")
     ax.set_title(f"{title}\n{tuple(img.shape[2:])}", fontsize=9)
     ax.axis("off")
@@ -557,7 +558,7 @@ model = result.model
 kernels = model.conv1_1.weight.detach()[:, 0]  # (16, 3, 3)
 fig, axes = plt.subplots(1, 16, figsize=(14, 1.2))
 limit = float(kernels.abs().max())
-for ax, kernel in zip(axes, kernels):
+for ax, kernel in zip(axes, kernels, strict=True):
     ax.imshow(kernel, cmap="bwr", vmin=-limit, vmax=limit)
     ax.axis("off")
 fig.suptitle("the 16 learned kernels of conv1_1", y=1.15)
@@ -568,7 +569,7 @@ digit = digits.x_test[:1]
 with torch.no_grad():
     maps = model.feature_maps(digit)
 fig, axes = plt.subplots(3, 9, figsize=(12, 4.4))
-for row, name in zip(axes, ["relu1_1", "relu1_2", "relu2_1"]):
+for row, name in zip(axes, ["relu1_1", "relu1_2", "relu2_1"], strict=True):
     row[0].imshow(digit[0, 0], cmap="gray_r")
     row[0].set_title(f"label {int(digits.y_test[0])}", fontsize=8)
     for c, ax in enumerate(row[1:]):
@@ -590,8 +591,6 @@ for name in ["relu1_1", "relu1_2", "relu2_1", "relu_fc1"]:
 # padding: the output and its size (from the formula) update at once.
 
 # %%
-from nstlab.widgets.conv_playground import conv_playground
-
 conv_playground(size=profile.widget_size)
 
 # %% [markdown]

@@ -32,6 +32,7 @@ from torch import nn
 
 from nstlab import checks, data, profiles, transfer, vgg, weights
 from nstlab.losses import content_loss
+from nstlab.widgets.feature_browser import feature_browser
 
 torch.set_num_threads(1)  # small pieces of work: one CPU thread is faster on a busy machine (see notebook 04)
 profile = profiles.get_profile()
@@ -101,11 +102,11 @@ extractor = vgg.VGGFeatures(block_layers, backbone=backbone)
 with torch.no_grad():
     features = extractor(photo)
 fig, axes = plt.subplots(len(block_layers), 7, figsize=(12, 9))
-for row, name in zip(axes, block_layers):
+for row, name in zip(axes, block_layers, strict=True):
     f = features[name][0]  # (C, H', W')
     row[0].imshow(photo[0].permute(1, 2, 0))
     row[0].set_title(f"{name}\n{f.shape[0]} × {f.shape[1]} × {f.shape[2]}", fontsize=8)
-    for ax, c in zip(row[1:], f.mean(dim=(1, 2)).argsort(descending=True)[:6].tolist()):
+    for ax, c in zip(row[1:], f.mean(dim=(1, 2)).argsort(descending=True)[:6].tolist(), strict=True):
         ax.imshow(f[c], cmap="magma")
         ax.set_title(f"channel {c}", fontsize=7)
     for ax in row:
@@ -147,7 +148,7 @@ reconstructions = {name: transfer.reconstruct(recon_extractor, small, name, step
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
 axes[0].imshow(small[0].permute(1, 2, 0))
 axes[0].set_title("photo", fontsize=9)
-for ax, name in zip(axes[1:], recon_layers):
+for ax, name in zip(axes[1:], recon_layers, strict=True):
     error = float((reconstructions[name] - small).abs().mean())
     ax.imshow(reconstructions[name][0].permute(1, 2, 0))
     ax.set_title(f"from {name} ({steps} steps)\nmean pixel error {error:.3f}", fontsize=9)
@@ -196,7 +197,7 @@ patches = transfer.patch_dataset(n_train=n_train, n_test=n_train // 2, seed=prof
 print(f"{len(patches.y_train)} training and {len(patches.y_test)} test patches of {len(patches.classes)} classes")
 fig, axes = plt.subplots(len(patches.classes), 6, figsize=(7, 6))
 for k, row in enumerate(axes):
-    for ax, x in zip(row, patches.x_train[patches.y_train == k][:6]):
+    for ax, x in zip(row, patches.x_train[patches.y_train == k][:6], strict=True):
         ax.imshow(x.permute(1, 2, 0))
         ax.axis("off")
     row[0].set_title(patches.classes[k], fontsize=8, loc="left")
@@ -266,7 +267,7 @@ checks.check_true(not any(p.requires_grad for p in frozen.parameters()),
                   "some parameters of freeze(net) still have requires_grad=True.")
 checks.check_true(all(p.requires_grad for p in net.parameters()),
                   "freeze(net) froze the original net too; freeze a copy instead.")
-for a, b in zip(frozen.parameters(), net.parameters()):
+for a, b in zip(frozen.parameters(), net.parameters(), strict=True):
     checks.check_close(a, b, name="a parameter of freeze(net) (it should equal the original's)")
 checks.passed("freeze")
 ### BEGIN HIDDEN TESTS
@@ -432,8 +433,6 @@ plt.close(fig)
 # strongly to the photo. All layers of a photo are computed once when it is chosen, so browsing is instant.
 
 # %%
-from nstlab.widgets.feature_browser import feature_browser
-
 feature_browser(size=profile.widget_size, backbone=backbone)
 
 # %% [markdown]
