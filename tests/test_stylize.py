@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from nstlab import memory
 from nstlab import stylize as st
 from nstlab.colour import luminance_image, luminance_transfer, match_colours, rgb_to_yiq, yiq_to_rgb
 from nstlab.vgg import VGGFeatures
@@ -279,13 +280,13 @@ def test_memory_estimate_grows_with_the_pixels_and_the_optimiser_state():
 
 def test_a_size_that_cannot_fit_is_refused_with_one_that_would(extractor, monkeypatch):
     """With 2 GiB free, a 4096 px run is refused before any work, and the suggested size fits."""
-    monkeypatch.setattr(st, "_available_bytes", lambda device: 2 * 2**30)
+    monkeypatch.setattr(memory, "_available_bytes", lambda device: 2 * 2**30)
     with pytest.raises(st.SizeTooLarge, match=r"use size \d+ \(--size \d+\)") as err:
         run(extractor, replace(SMALL, size=4096))
     fits = err.value.size_that_fits
-    assert 256 <= fits < 4096 and fits % st.SIZE_STEP == 0
+    assert 256 <= fits < 4096 and fits % memory.SIZE_STEP == 0
     same = {"optimizer": SMALL.optimizer, "layers": LAYERS}
-    assert st.estimate_memory(fits, **same).fits and not st.estimate_memory(fits + st.SIZE_STEP, **same).fits
+    assert st.estimate_memory(fits, **same).fits and not st.estimate_memory(fits + memory.SIZE_STEP, **same).fits
 
 
 # --- what the result says ----------------------------------------------------------------------------------------
