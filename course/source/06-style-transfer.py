@@ -14,10 +14,11 @@
 # 3. the style loss of one layer and of several, and the total loss $\alpha \mathcal{L}_{content} + \beta \mathcal{L}_{style}$;
 # 4. why published values of $\alpha/\beta$ differ by orders of magnitude between implementations;
 # 5. the gradients of the losses derived by hand, and checked against autograd;
-# 6. how the result depends on the initial image, the optimiser, the style layers, total variation and
+# 6. one optimisation step of the pixels, written once for Adam and L-BFGS;
+# 7. how the result depends on the initial image, the optimiser, the style layers, total variation and
 #    colour preservation.
 #
-# **Runtime** (fast profile): about 62 s on a busy 2-core CPU (measured with `jupyter nbconvert --execute`,
+# **Runtime** (fast profile): 46–62 s on a busy 2-core CPU (measured with `jupyter nbconvert --execute`,
 # kernel start included); GPU: not measured yet.
 #
 # **Pretrained weights.** The method needs VGG19's ImageNet weights (548 MB, see `nstlab weights status`).
@@ -30,7 +31,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import display
 
-from nstlab import checks, data, device, losses, profiles, stylize, vgg, weights
+from nstlab import checks, data, device, losses, optimise, profiles, stylize, vgg, weights
 from nstlab.widgets.style_panel import style_panel
 
 torch.set_num_threads(1)  # small pieces of work: one CPU thread is faster on a busy machine (see notebook 04)
@@ -638,24 +639,152 @@ for shape in [(1, 1, 1, 5), (3, 2, 6, 1), (2, 3, 7, 9)]:
 # ## 7 · Optimising the image
 #
 # Everything is in place. The targets $P^l$ and $A^l$ are computed once; then each step evaluates the total
-# loss of the current image, back-propagates to the **pixels** and moves them. Here is one step with Adam,
-# written out, starting from noise: the loss goes down, and the pixels are clipped back into $[0, 1]$.
+# loss of the current image, back-propagates to the **pixels** and moves them. The pixels are the
+# optimiser's only parameter: `x = x0.clone().requires_grad_(True)`, `torch.optim.Adam([x], lr=...)`.
+#
+# One step has four parts:
+#
+# 1. clear the gradient left by the previous step (`optimizer.zero_grad()`): torch *adds* new gradients to
+#    `x.grad`, so without this every step would also push along all the old gradients;
+# 2. evaluate the objective, here a function `objective(x)` that returns the `losses.LossParts` of the image;
+# 3. back-propagate its `total` to the pixels (`.backward()`);
+# 4. let the optimiser move `x` (`optimizer.step(...)`), then, if asked, clip the pixels back into $[0, 1]$
+#    (`x.clamp_(0, 1)` inside `torch.no_grad()`): a **projected** gradient step that keeps a valid image.
+#
+# The paper's optimiser, L-BFGS, complicates step 4: it may need to evaluate the loss several times within one
+# step (to try a step length), so torch's optimisers take parts 1–3 as a **closure**, a small function
+# without arguments that does them and returns the loss, and call it as often as they need:
+# `optimizer.step(closure)`. Adam calls it once. Write the step so that it works for both, and return the
+# `LossParts` of the last evaluation with every tensor detached (`t.detach()`), so that the caller can log
+# them without keeping the graph alive. For L-BFGS the caller passes `clip=False`: moving the pixels behind its
+# back would spoil the curvature it has estimated from past steps.
+
+# %% [solution] id=optimisation_step
+def optimisation_step(x, optimizer, objective, *, clip=True):
+    r"""Take one optimiser step on the pixels: evaluate the loss, back-propagate to :math:`\vec x`, move it.
+
+    Args:
+        x: the image, (N, 3, H, W), a leaf tensor with ``requires_grad``, the optimiser's only parameter;
+            updated in place, as torch optimisers update their parameters.
+        optimizer: a torch optimiser over ``[x]`` (SGD, Adam, L-BFGS).
+        objective: a function from the image to its ``losses.LossParts``.
+        clip: clamp the pixels to [0, 1] after the step.
+
+    Returns:
+        The ``losses.LossParts`` of the last evaluation in this step, every tensor detached.
+    """
+    ### BEGIN SOLUTION
+    last = []
+
+    def closure():
+        optimizer.zero_grad()
+        parts = objective(x)
+        parts.total.backward()
+        last.append(parts)
+        return parts.total
+
+    optimizer.step(closure)
+    if clip:
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    parts = last[-1]
+    return losses.LossParts(parts.content.detach(), parts.style.detach(), parts.tv.detach(), parts.total.detach())
+    ### END SOLUTION
+
+# %% [check] id=check_optimisation_step points=3
+def pull_towards(target):
+    """An objective with a known gradient: L = sum((x - target)^2), so dL/dx = 2 (x - target)."""
+    def objective(x):
+        total = ((x - target) ** 2).sum()
+        return losses.LossParts(content=total, style=0 * total, tv=0 * total, total=total)
+    return objective
+
+
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(6)
+    start_, target_ = torch.rand(1, 3, 4, 5, generator=g, dtype=torch.float64), 3 * torch.rand(1, 3, 4, 5, generator=g, dtype=torch.float64) - 1
+    x_ = start_.clone().requires_grad_(True)
+    sgd = torch.optim.SGD([x_], lr=0.2)
+    parts = optimisation_step(x_, sgd, pull_towards(target_))
+    checks.check_type(parts, losses.LossParts, name="optimisation_step(...)")
+    checks.check_close(parts.total, ((start_ - target_) ** 2).sum(), rtol=1e-10,
+                       name="the returned total (the loss of the image before the step)")
+    checks.check_true(not parts.total.requires_grad, "the returned total still requires grad: return parts.total.detach()")
+    x1_ = (start_ - 0.2 * 2 * (start_ - target_)).clamp(0, 1)
+    checks.check_close(x_.detach(), x1_, rtol=1e-10, atol=1e-12,
+                       name="x after one SGD step, x - lr * dL/dx clipped to [0, 1]")
+    optimisation_step(x_, sgd, pull_towards(target_))
+    checks.check_close(x_.detach(), (x1_ - 0.2 * 2 * (x1_ - target_)).clamp(0, 1), rtol=1e-10, atol=1e-12,
+                       name="x after a second SGD step (is the old gradient cleared?)")
+    # L-BFGS evaluates the loss through the closure; torch's own loop is the reference.
+    x_, y_ = start_.clone().requires_grad_(True), start_.clone().requires_grad_(True)
+    mine, ref = torch.optim.LBFGS([x_], max_iter=1), torch.optim.LBFGS([y_], max_iter=1)
+
+    def reference_closure():
+        ref.zero_grad()
+        loss = ((y_ - target_) ** 2).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(2):
+        optimisation_step(x_, mine, pull_towards(target_), clip=False)
+        ref.step(reference_closure)
+    checks.check_close(x_.detach(), y_.detach(), rtol=1e-10, atol=1e-12,
+                       name="x after two L-BFGS steps (optimizer.step(closure)), clip=False")
+checks.passed("optimisation_step")
+### BEGIN HIDDEN TESTS
+with checks.no_tf32():
+    g = torch.Generator().manual_seed(47)
+    for shape in [(2, 3, 3, 3), (1, 3, 6, 2)]:
+        start_ = 0.25 + 0.5 * torch.rand(shape, generator=g, dtype=torch.float64)
+        target_ = 2 * torch.rand(shape, generator=g, dtype=torch.float64) - 0.5
+        # Adam's first step moves every pixel by lr against the sign of its gradient
+        x_ = start_.clone().requires_grad_(True)
+        optimisation_step(x_, torch.optim.Adam([x_], lr=0.01, eps=1e-12), pull_towards(target_))
+        checks.check_close(x_.detach(), start_ - 0.01 * torch.sign(start_ - target_), rtol=0, atol=1e-9,
+                           name=f"x after one Adam step on shape {shape}")
+        # without clipping the pixels may leave [0, 1]
+        x_ = start_.clone().requires_grad_(True)
+        optimisation_step(x_, torch.optim.SGD([x_], lr=0.6), pull_towards(target_ + 5), clip=False)
+        checks.check_close(x_.detach(), start_ - 0.6 * 2 * (start_ - target_ - 5), rtol=1e-10, atol=1e-12,
+                           name=f"x after an SGD step with clip=False on shape {shape}")
+        # the parts come back detached, each one
+        x_ = start_.clone().requires_grad_(True)
+        parts = optimisation_step(x_, torch.optim.SGD([x_], lr=0.1), pull_towards(target_))
+        checks.check_true(not any(t.requires_grad for t in (parts.content, parts.style, parts.tv, parts.total)),
+                          "every tensor of the returned LossParts should be detached")
+        # three L-BFGS steps equal the library's
+        x_, y_ = start_.clone().requires_grad_(True), start_.clone().requires_grad_(True)
+        mine, ref = torch.optim.LBFGS([x_], max_iter=1, history_size=5), torch.optim.LBFGS([y_], max_iter=1, history_size=5)
+        for _ in range(3):
+            optimisation_step(x_, mine, pull_towards(target_), clip=False)
+            optimise.optimisation_step(y_, ref, pull_towards(target_), clip=False)
+        checks.check_close(x_.detach(), y_.detach(), rtol=1e-10, atol=1e-12,
+                           name=f"x after three L-BFGS steps on shape {shape}")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Here are two Adam steps on the real losses, starting from noise: the loss goes down, and the pixels stay in
+# $[0, 1]$.
 
 # %%
-x = x0.clone().requires_grad_(True)  # the pixels are the parameters
+x = x0.clone().requires_grad_(True)  # the noise image of section 4; the pixels are the parameters
 optimizer = torch.optim.Adam([x], lr=0.02)
+
+
+def objective(image):
+    """The total loss of an image, with the paper's weights and the targets P and A of the cells above."""
+    return losses.total_loss(extractor(image), P, A, alpha=1.0, beta=1e3)
+
+
 for step in range(1, 3):
     before = x.detach().clone()
-    optimizer.zero_grad()
-    parts = losses.total_loss(extractor(x), P, A, alpha=1.0, beta=1e3)
-    parts.total.backward()
-    optimizer.step()
-    with torch.no_grad():
-        x.clamp_(0, 1)  # a projected step: the pixels stay valid
+    parts = optimisation_step(x, optimizer, objective)
     print(f"step {step}: total loss before it {parts.total.item():.5g} (content {parts.content.item():.4g}, "
-          f"style {parts.style.item():.4g}); largest pixel change {(x.detach() - before).abs().max().item():.3f}")
+          f"style {parts.style.item():.4g}); largest pixel change {(x.detach() - before).abs().max().item():.3f}; "
+          f"pixels in [{x.min().item():.2f}, {x.max().item():.2f}]")
 with torch.no_grad():
-    print(f"after the steps: total loss {losses.total_loss(extractor(x), P, A, alpha=1.0, beta=1e3).total.item():.5g}")
+    print(f"after the steps: total loss {objective(x).total.item():.5g}")
 
 # %% [markdown]
 # `stylize.stylize` runs that loop with the paper's settings (`stylize.StyleConfig`), a progress bar, and
@@ -757,6 +886,8 @@ display(panel)
 #   why published values differ by factors of a million.
 # * The gradients are $(F - P)$ and $\frac{1}{N_l^2 M_l^2}(G - A)F$ where the features are active, exactly what
 #   autograd computes.
+# * The pixels are the parameters: each step clears the old gradient, evaluates the loss in a closure,
+#   back-propagates to the image and lets the optimiser move it, clipping to $[0, 1]$ for Adam.
 # * Initial image, optimiser, style layers, total variation and colour preservation each change the picture.
 #
 # Notebook 07 trains a network to do this in one forward pass (Johnson et al., 2016).
