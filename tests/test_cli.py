@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -29,6 +30,28 @@ def test_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("doctor", "course", "lab"):
         assert command in out
+
+
+def test_help_does_not_load_torch_or_nbformat():
+    """`nstlab --help` answers at once: the heavy libraries load only when a command runs."""
+    code = ("import sys; from nstlab.cli import build_parser; build_parser(); "
+            "print(' '.join(m for m in ('torch', 'torchvision', 'nbformat', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], text=True, capture_output=True, check=True).stdout
+    assert out.strip() == "", f"building the parser imported {out.strip()}"
+
+
+def test_the_clis_choices_match_the_library():
+    """The parser's copies of the library's names (kept so that help needs no torch) agree with the library."""
+    from nstlab.cli import stylize as cli_stylize
+    from nstlab.cli import weights as cli_weights
+    from nstlab.stylize import INITS, OPTIMIZERS, PRESETS
+    from nstlab.weights import ARCHS
+
+    assert cli_weights.ARCHS == ARCHS
+    assert set(cli_stylize.PRESET_NAMES) == set(PRESETS)
+    parser = cli_stylize.add_parser(argparse.ArgumentParser().add_subparsers())
+    choices = {a.dest: a.choices for a in parser._actions if a.choices}
+    assert tuple(choices["init"]) == INITS and tuple(choices["optimizer"]) == OPTIMIZERS
 
 
 def test_no_command_prints_help_and_succeeds(capsys):

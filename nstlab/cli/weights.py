@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from nstlab import weights
 from nstlab.cli import UserError
+
+# nstlab.weights.ARCHS, repeated so that `nstlab --help` need not import torch (a test keeps them equal).
+ARCHS = ("vgg16", "vgg19")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,16 +25,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     actions.add_parser("status", help="which weights are cached, their size and checksum (exit status 1 if "
                        "some are missing)")
     path = actions.add_parser("path", help="print the cached file's path (or the cache folder)")
-    path.add_argument("arch", nargs="?", choices=weights.ARCHS, help="vgg16 or vgg19; omit for the folder")
+    path.add_argument("arch", nargs="?", choices=ARCHS, help="vgg16 or vgg19; omit for the folder")
     imp = actions.add_parser("import", help="verify FILE's checksum and copy it into the cache")
     imp.add_argument("file", help="a .pth file downloaded elsewhere, e.g. vgg19-dcbb9e9d.pth")
-    imp.add_argument("--arch", choices=weights.ARCHS, help="insist on this architecture")
+    imp.add_argument("--arch", choices=ARCHS, help="insist on this architecture")
     down = actions.add_parser("download", help="download into the cache, checking the checksum")
-    down.add_argument("arch", nargs="?", default="vgg19", choices=weights.ARCHS)
+    down.add_argument("arch", nargs="?", default="vgg19", choices=ARCHS)
     return parser
 
 
 def _status_lines() -> list[str]:
+    from nstlab import weights
+
     lines = [f"cache folder: {weights.weights_dir()}  (set {weights.DIR_ENV_VAR} or TORCH_HOME to move it)"]
     for s in weights.status():
         state = "present" if s.present else "MISSING"
@@ -45,6 +49,8 @@ def _status_lines() -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out ``nstlab weights ACTION``; returns the exit status (1 if some weights are missing)."""
+    from nstlab import weights
+
     action = getattr(args, "action", None) or "status"
     if action == "status":
         print("\n".join(_status_lines()))

@@ -22,8 +22,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from nstlab.course.authoring import build_notebook, write_notebook
-
 ROOT_ENV_VAR = "NSTLAB_COURSE_ROOT"
 CONFIG = Path("course") / "nbgrader_config.py"
 
@@ -79,6 +77,8 @@ def solution_path(name: str, root: Path | None = None) -> Path:
 
 def build(names: list[str] | None = None, *, root: Path | None = None) -> list[Path]:
     """Build ``solutions/<name>/<name>.ipynb`` from ``course/source/<name>.py`` for each assignment."""
+    from nstlab.course.authoring import build_notebook, write_notebook  # nbformat is slow to import; only needed here
+
     root = root or course_root()
     written = []
     for name in names or assignments(root):
