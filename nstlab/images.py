@@ -61,7 +61,7 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
         array: ``uint8`` array of shape (H, W, 3), values 0..255, as PIL and matplotlib give them.
 
     Returns:
-        float32 tensor of shape (1, 3, H, W) with values in [0, 1].
+        float32 tensor of shape (1, 3, H, W) with values in [0, 1], contiguous in that layout.
 
     Example:
         >>> array_to_tensor(np.full((2, 4, 3), 255, dtype=np.uint8)).shape
@@ -73,7 +73,9 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
     if array.dtype != np.uint8:
         raise ValueError(f"expected dtype uint8 (values 0..255), got {array.dtype}")
     x = torch.from_numpy(array.astype(np.float32) / 255.0)  # (H, W, 3)
-    return x.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
+    # (1, 3, H, W), copied into that layout: a permuted view would give later gradients the same odd strides,
+    # and L-BFGS, which views the gradient as one flat vector, cannot use those.
+    return x.permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def luminance(image: torch.Tensor) -> torch.Tensor:

@@ -170,7 +170,8 @@ def run_torch(objective: Objective, x0: torch.Tensor, *, optimizer: str, lr: flo
         >>> round(x.mean().item(), 4), stopped
         (0.25, False)
     """
-    x = x0.detach().clone().requires_grad_(True)
+    # A contiguous copy whatever x0's layout: L-BFGS views the gradient, which takes x's strides, as a flat vector.
+    x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     opt = make_optimizer(optimizer, x, lr=lr)
     if state is not None:
         opt.load_state_dict(state)

@@ -276,8 +276,10 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
     if not styles:
         raise ValueError("styles is empty; give at least one style image.")
     device = torch.device(device) if device is not None else _check_image(content, "content").device
-    content = _check_image(content, "content").to(device, torch.float32)
-    styles = [_check_image(s, f"style image {k + 1}").to(device, torch.float32) for k, s in enumerate(styles)]
+    # Contiguous copies: a permuted (channels-last) input would give the pixels' gradient strides L-BFGS cannot view.
+    content = _check_image(content, "content").to(device, torch.float32).contiguous()
+    styles = [_check_image(s, f"style image {k + 1}").to(device, torch.float32).contiguous()
+              for k, s in enumerate(styles)]
     blend = config.style_blend or (1.0,) * len(styles)
     if len(blend) != len(styles):
         raise ValueError(f"style_blend has {len(blend)} weights for {len(styles)} style images; give one per style.")

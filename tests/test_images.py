@@ -37,6 +37,7 @@ def test_every_mode_loads_as_rgb_float_in_unit_range(tmp_path: Path, mode: str):
     x = load_image(path)
     assert x.shape == (1, 3, 48, 64) and x.dtype == torch.float32
     assert 0.0 <= x.min() and x.max() <= 1.0
+    assert x.is_contiguous()  # not a permuted view of the (H, W, 3) pixels: its strides would reach the gradients
 
 
 def test_sixteen_bit_images_keep_their_contrast(tmp_path: Path):

@@ -142,6 +142,21 @@ def test_inputs_are_left_untouched(extractor):
     assert torch.equal(photo, copies[0]) and torch.equal(painting, copies[1])
 
 
+@pytest.mark.parametrize("optimizer, lr", [("lbfgs", 1.0), ("adam", 0.02)])
+def test_channels_last_images_give_the_same_result_as_contiguous_ones(extractor, optimizer, lr):
+    """Images stored channels-last (a permuted view, as HWC arrays give them) run, and the layout changes nothing.
+
+    L-BFGS views the pixels' gradient as one flat vector, which fails on the strides such an image passes on.
+    """
+    photo, painting = images()
+    config = replace(SMALL, optimizer=optimizer, lr=lr)
+    want = run(extractor, config).image
+    permuted = [t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) for t in (photo, painting)]  # (1, 3, H, W)
+    assert not permuted[0].is_contiguous()
+    got = st.stylize(permuted[0], permuted[1], config, extractor=extractor, show_progress=False).image
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_multiscale_runs_coarse_to_fine_and_ends_at_full_size(extractor):
     """scales (0.5, 1) run `steps` steps at 16 px then at 32 px, warm-started, numbered continuously."""
     result = run(extractor, replace(SMALL, scales=(0.5, 1.0), steps=3))
