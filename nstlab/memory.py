@@ -24,6 +24,8 @@ from nstlab.vgg import BLOCK_WIDTHS, LAYER_NAMES, check_layers
 MEMORY_HEADROOM = 0.8
 # Sizes suggested by the memory estimate are rounded down to a multiple of this (five 2x2 poolings).
 SIZE_STEP = 32
+# scipy.optimize's code and data, loaded by the first L-BFGS-B run (measured: 40 MiB of resident memory).
+SCIPY_BYTES = 48 * 2**20
 
 
 class SizeTooLarge(MemoryError):
@@ -101,7 +103,9 @@ def _needed_bytes(height: int, width: int, *, arch: str, layers: Sequence[str], 
     activations = 2 * per_pixel * pixels * 4  # every output and its gradient, float32
     image = 3 * pixels
     state = {"lbfgs": (2 * LBFGS_HISTORY + 4) * image * 4,
-             "lbfgsb": (2 * LBFGSB_HISTORY + 6) * image * 8,  # scipy works in float64
+             # scipy works in float64: its workspace holds (2 m + 5) vectors, plus the pixels, the gradient, the
+             # two bounds and their copies on the way between torch and scipy.
+             "lbfgsb": (2 * LBFGSB_HISTORY + 5 + 8) * image * 8 + SCIPY_BYTES,
              "adam": 4 * image * 4}[optimizer]
     return int(activations + params * 4 + state + 6 * image * 4)  # + the content, style and init images
 

@@ -72,6 +72,14 @@ def test_cli_with_a_wrong_course_root_says_what_is_wrong_in_one_line(tmp_path: P
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_autograde_before_generate_says_to_generate_first_in_one_line(course_copy: Path):
+    """An instructor who autogrades before `generate` learns the fix, not nbgrader's database traceback."""
+    result = _nstlab("course", "autograde", "00-welcome", cwd=course_copy, env={"NSTLAB_COURSE_ROOT": ""})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "nstlab course generate 00-welcome" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_work_and_grading_folders_are_ignored_by_git():
     from conftest import ROOT
 

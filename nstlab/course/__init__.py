@@ -122,6 +122,23 @@ def generate(names: list[str] | None = None, *, root: Path | None = None, quiet:
                  root=root, capture=quiet)
 
 
+def _check_generated(name: str, root: Path) -> None:
+    """nbgrader grades only assignments recorded in the gradebook, which ``generate`` does; say so up front."""
+    import sqlite3
+
+    gradebook = root / "course" / "gradebook.db"
+    recorded: list[str] = []
+    if gradebook.is_file():
+        try:
+            with sqlite3.connect(f"file:{gradebook}?mode=ro", uri=True) as db:
+                recorded = [row[0] for row in db.execute("SELECT name FROM assignment")]
+        except sqlite3.Error:
+            return  # an unfamiliar gradebook: let nbgrader judge it
+    if name not in recorded:
+        raise CourseError(f"{name!r} is not in the gradebook ({gradebook}) yet; run `nstlab course generate "
+                          f"{name}` first, which records the assignment and its tests, then autograde again")
+
+
 def autograde(name: str, *, student: str | None = None, timeout: int | None = None,
               root: Path | None = None, quiet: bool = False) -> None:
     """Autograde the submissions of an assignment (all students, or one) into ``course/autograded/``.
@@ -131,6 +148,7 @@ def autograde(name: str, *, student: str | None = None, timeout: int | None = No
     """
     root = root or course_root()
     _check_assignment(name, root)
+    _check_generated(name, root)
     args = ["autograde", name, "--force"]
     if student:
         args.append(f"--student={student}")
