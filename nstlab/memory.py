@@ -26,6 +26,13 @@ MEMORY_HEADROOM = 0.8
 SIZE_STEP = 32
 # scipy.optimize's code and data, loaded by the first L-BFGS-B run (measured: 40 MiB of resident memory).
 SCIPY_BYTES = 48 * 2**20
+# Float64 vectors of the image's size that a run of scipy's L-BFGS-B keeps besides its 2 m remembered ones:
+# its workspace (5), the pixels, gradient and bounds, and the copies scipy's wrappers and ours make. Fitted to
+# the peaks measured by benchmarks/bench_memory.py at 256 and 512 pixels (see docs/benchmarks.md).
+LBFGSB_EXTRA_VECTORS = 45
+# What a run needs whatever its size: the allocator's caches and the convolutions' scratch space. The measured
+# peaks exceed activations, weights and state by up to 90 MiB at 256 pixels; this leaves a margin over that.
+RUNTIME_BYTES = 128 * 2**20
 
 
 class SizeTooLarge(MemoryError):
@@ -83,7 +90,7 @@ def _available_bytes(device: torch.device) -> int | None:
 
 
 def _needed_bytes(height: int, width: int, *, arch: str, layers: Sequence[str], optimizer: str) -> int:
-    """Float32 bytes of one forward and backward pass through VGG up to the deepest layer, plus the rest."""
+    """Bytes of one forward and backward pass through VGG up to the deepest layer, plus the optimiser and the rest."""
     names = LAYER_NAMES[arch]
     depth = max(names.index(name) for name in layers) + 1
     widths = [w for block in BLOCK_WIDTHS[arch] for w in block]
@@ -100,14 +107,15 @@ def _needed_bytes(height: int, width: int, *, arch: str, layers: Sequence[str], 
         else:
             per_pixel += c_in / area
     pixels = height * width
-    activations = 2 * per_pixel * pixels * 4  # every output and its gradient, float32
+    # Autograd keeps every layer's output for the backward pass; the gradients are freed as the pass goes
+    # back, so at most two of them (the widest layer's, 64 channels at full size) are alive at once.
+    activations = per_pixel * pixels * 4 + 2 * widths[0] * pixels * 4  # float32
     image = 3 * pixels
     state = {"lbfgs": (2 * LBFGS_HISTORY + 4) * image * 4,
-             # scipy works in float64: its workspace holds (2 m + 5) vectors, plus the pixels, the gradient, the
-             # two bounds and their copies on the way between torch and scipy.
-             "lbfgsb": (2 * LBFGSB_HISTORY + 5 + 8) * image * 8 + SCIPY_BYTES,
+             "lbfgsb": (2 * LBFGSB_HISTORY + LBFGSB_EXTRA_VECTORS) * image * 8 + SCIPY_BYTES,  # scipy: float64
              "adam": 4 * image * 4}[optimizer]
-    return int(activations + params * 4 + state + 6 * image * 4)  # + the content, style and init images
+    # + the content, style and initial images and their resized copies
+    return int(activations + params * 4 + state + 6 * image * 4 + RUNTIME_BYTES)
 
 
 def estimate_memory(size: int | tuple[int, int], *, arch: str = "vgg19", device: str | torch.device = "cpu",
@@ -127,7 +135,7 @@ def estimate_memory(size: int | tuple[int, int], *, arch: str = "vgg19", device:
     Example:
         >>> est = estimate_memory(512, device="cpu")
         >>> round(est.needed_bytes / 2**30, 1), est.height
-        (1.4, 512)
+        (1.0, 512)
     """
     height, width = (size, size) if isinstance(size, int) else size
     if optimizer not in OPTIMIZERS:
