@@ -1,6 +1,7 @@
-"""Headless tests of the Part I lecture widgets: set control values, press buttons, check what changed."""
+"""Headless tests of the Part I lecture widgets: set control values, press buttons, check what changed.
 
-import time
+How fast they answer is measured in benchmarks/bench_widgets.py, not here.
+"""
 
 import torch
 
@@ -9,15 +10,6 @@ from nstlab.widgets.backprop_stepper import STAGES as backprop_stages
 from nstlab.widgets.backprop_stepper import backprop_stepper
 from nstlab.widgets.gd_explorer import gd_explorer
 from nstlab.widgets.perceptron_stepper import perceptron_stepper
-
-# A widget must answer a click within a second on a CPU; allow the slow shared CI machine some slack.
-RESPONSE_S = 1.0
-
-
-def _timed(action):
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def test_perceptron_stepper_applies_the_rule_one_example_at_a_time_and_redraws():
@@ -44,12 +36,6 @@ def test_perceptron_stepper_epoch_button_matches_train_and_gate_change_resets():
     assert demo.epoch == 0 and torch.equal(demo.w, torch.zeros(2)) and demo.y.tolist() == [0, 1, 1, 0]
     demo.eta.value = 1.0
     assert demo.history == []
-
-
-def test_perceptron_stepper_responds_within_a_second():
-    demo = perceptron_stepper()
-    assert _timed(demo.step_button.click) < RESPONSE_S
-    assert _timed(lambda: setattr(demo.gate, "value", "nand")) < RESPONSE_S
 
 
 def test_gd_explorer_reruns_gradient_descent_when_the_learning_rate_changes():
@@ -81,12 +67,6 @@ def test_gd_explorer_switches_between_batch_and_sgd_and_epochs():
     assert demo.fit.losses.shape == (26,)
 
 
-def test_gd_explorer_responds_within_a_second():
-    demo = gd_explorer(epochs=200)
-    assert _timed(lambda: setattr(demo.eta, "value", 2e-3)) < RESPONSE_S
-    assert _timed(lambda: setattr(demo.method, "value", "sgd")) < RESPONSE_S
-
-
 def test_backprop_stepper_shows_each_delta_equal_to_the_library_and_autograd():
     demo = backprop_stepper(example=2)
     params = demo.params
@@ -116,8 +96,3 @@ def test_backprop_stepper_update_lowers_the_error_and_starts_the_next_pass():
     assert demo.values["x"].tolist() == [[1.0, 1.0]] and demo.stage == 0
     demo.reset_button.click()
     assert demo.passes == 0
-
-
-def test_backprop_stepper_responds_within_a_second():
-    demo = backprop_stepper()
-    assert _timed(demo.next_button.click) < RESPONSE_S
