@@ -15,6 +15,9 @@ three optimisers (``lbfgs``: torch's L-BFGS; ``lbfgsb``: scipy's L-BFGS-B with t
 (:mod:`nstlab.colour`); several styles blended by weight (their Gram matrices are mixed, as in Johnson's
 ``neural-style``); a progress bar and a callback; checkpoints that let a killed run continue; a clear stop
 when the loss becomes NaN or diverges; and a memory estimate that refuses sizes that cannot fit.
+The pieces live in modules of their own, and are importable from here too: the settings in
+:mod:`nstlab.style_config`, the memory estimate in :mod:`nstlab.memory`, the initial image, one optimisation
+step and the optimisers' runs in :mod:`nstlab.optimise`.
 
 Departures from the paper: layer names follow :mod:`nstlab.vgg`, where the paper's Caffe ``conv4_2`` (whose
 ReLU works in place) is ``relu4_2``; images live in [0, 1] rather than Caffe's 0-255, so learning rates
