@@ -279,7 +279,8 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
     if not styles:
         raise ValueError("styles is empty; give at least one style image.")
     device = torch.device(device) if device is not None else _check_image(content, "content").device
-    # Contiguous copies: a permuted (channels-last) input would give the pixels' gradient strides L-BFGS cannot view.
+    # Contiguous copies, so that the result does not depend on how the caller's images are laid out in memory
+    # (the convolutions round differently on a permuted input, and Adam's first step amplifies that).
     content = _check_image(content, "content").to(device, torch.float32).contiguous()
     styles = [_check_image(s, f"style image {k + 1}").to(device, torch.float32).contiguous()
               for k, s in enumerate(styles)]
