@@ -19,6 +19,8 @@ from PIL import Image
 
 from nstlab.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 FAST = ["--size", "32", "--steps", "3", "--untrained", "--no-progress"]
 
 
@@ -26,15 +28,6 @@ FAST = ["--size", "32", "--steps", "3", "--untrained", "--no-progress"]
 def offline(monkeypatch):
     """No test may touch the network: the weights module fails at once and the fallback is used."""
     monkeypatch.setenv("NSTLAB_OFFLINE", "1")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on the shared 2-core machine, two threads wait for each other on tiny images."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -130,15 +130,6 @@ def test_small_cnn_names_its_layers_and_keeps_volumes_until_pooling():
         cnn.SmallCNN()(torch.zeros(3, 1, 28, 28))
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread, as the notebook uses: a tiny CNN on a busy 2-core machine trains 10× faster so."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_digit_cnn_reaches_97_percent_in_the_fast_profile(one_thread):
     """The fast profile's settings (train_cnn's defaults, 10 epochs) reach >= 97 % on held-out digits.
 

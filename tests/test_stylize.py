@@ -17,18 +17,11 @@ from nstlab.colour import luminance_image, luminance_transfer, match_colours, rg
 from nstlab.vgg import VGGFeatures
 from nstlab.weights import untrained_backbone
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 LAYERS = ("relu1_1", "relu2_1", "relu3_1")
 SMALL = st.StyleConfig(content_layers=("relu2_1",), style_layers=("relu1_1", "relu2_1", "relu3_1"),
                        size=32, steps=4, init="content", optimizer="adam", lr=0.02)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on the shared 2-core machine, two threads wait for each other on tiny images."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
