@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -21,16 +20,7 @@ import torch.nn.functional as F
 from nstlab import cnn
 from nstlab.data import digits
 
-
-def median_seconds(fn, *, repeats: int) -> float:
-    """The median wall-clock time of ``repeats`` calls of ``fn`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from measure import median_seconds
 
 
 def main() -> None:

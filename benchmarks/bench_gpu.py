@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import platform
-import statistics
-import time
 
 import torch
 
@@ -31,6 +29,8 @@ from nstlab import losses
 from nstlab.style_config import PAPER_CONTENT, PAPER_STYLE
 from nstlab.vgg import VGGFeatures
 from nstlab.weights import untrained_backbone
+
+from measure import median_seconds
 
 LAYERS = PAPER_CONTENT + PAPER_STYLE
 
@@ -69,18 +69,10 @@ def time_mode(mode: str, *, size: int, repeats: int, device: torch.device) -> fl
     with tf32(mode == "tf32"), torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         P = {name: f.float() for name, f in extractor(photo).items() if name in PAPER_CONTENT}
         A = {name: losses.gram_matrix(f.float()) for name, f in extractor(painting).items() if name in PAPER_STYLE}
-    times = []
     with tf32(mode == "tf32"):
-        for k in range(repeats + 5):  # five warm-up runs: cuDNN picks its algorithms, the allocator settles
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            evaluation(extractor, x, P, A, bf16=bf16)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if k >= 5:
-                times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+        # Five warm-up runs: cuDNN picks its algorithms, the allocator settles. evaluation() ends with .item(),
+        # which waits for the GPU, so each timing covers the whole evaluation.
+        return 1000 * median_seconds(lambda: evaluation(extractor, x, P, A, bf16=bf16), repeats=repeats, warmup=5)
 
 
 def main() -> None:

@@ -41,6 +41,8 @@ from nstlab.losses import GATYS_CONTENT_LAYERS, GATYS_STYLE_LAYERS, gram_matrix,
 from nstlab.vgg import VGGFeatures
 from nstlab.weights import untrained_backbone
 
+from measure import cpu_name, memory_mib, reset_peak_memory
+
 LAYERS = GATYS_STYLE_LAYERS + GATYS_CONTENT_LAYERS
 
 
@@ -73,38 +75,14 @@ def losses_only(features, x, P, A) -> tuple[torch.Tensor, ...]:
     return torch.autograd.grad(parts.total, [x, *features.values()])
 
 
-def memory_mib(field: str) -> float:
-    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of this process, from /proc (Linux)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def child(size: int, kind: str) -> None:
     """Run one evaluation in this fresh process and print its memory figures as JSON."""
     args = setup(size)
     gc.collect()
-    try:  # "5" resets the peak RSS (VmHWM) to the current RSS, so that setup's own peak does not count
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+    reset_peak_memory()  # so that setup's own peak does not count
     before = memory_mib("VmRSS")
     {"bare": bare, "loss": loss_and_gradient}[kind](*args)
     print(json.dumps({"before_mib": before, "peak_mib": memory_mib("VmHWM")}))
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

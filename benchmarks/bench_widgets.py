@@ -2,7 +2,7 @@
 
 A lecturer clicks or drags a control and waits for the figure; the course's aim is an answer within a second
 on a laptop without a GPU. For each demo and control this times the Python side of one change (the widget's
-callback: computing and drawing the new figure), median of ``--repeats`` changes between two values; the
+callback: computing and drawing the new figure), median of ``--repeats`` changes after one untimed change; the
 browser's own drawing of the PNG adds a few milliseconds on top. The feature browser and style panel use the
 untrained network (the weights do not change the speed); the style panel shows a precomputed grid on a CPU,
 so the grid is computed first (not timed) in a temporary folder.
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 
 import torch
@@ -31,6 +29,8 @@ from nstlab.widgets.gd_explorer import gd_explorer
 from nstlab.widgets.perceptron_stepper import perceptron_stepper
 from nstlab.widgets.style_panel import GridSpec, compute_grid, style_panel
 
+from measure import median_seconds
+
 
 def toggling(widget, values: tuple) -> Callable[[], None]:
     """An action that sets ``widget.value`` to the next of ``values`` on each call."""
@@ -41,15 +41,6 @@ def toggling(widget, values: tuple) -> Callable[[], None]:
         widget.value = values[state["k"] % len(values)]
 
     return action
-
-
-def median_ms(action: Callable[[], None], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
 
 
 def cases(folder: str):
@@ -92,7 +83,7 @@ def main() -> None:
     print("|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for demo, control, action in cases(folder):
-            print(f"| {demo} | {control} | {median_ms(action, args.repeats):.0f} |", flush=True)
+            print(f"| {demo} | {control} | {1000 * median_seconds(action, repeats=args.repeats):.0f} |", flush=True)
 
 
 if __name__ == "__main__":
