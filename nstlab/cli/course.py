@@ -29,6 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("assignment", metavar="ASSIGNMENT")
     p = sub.add_parser("export", help="export all grades to a CSV file")
     p.add_argument("--to", default="grades.csv", help="CSV file to write (default: grades.csv)")
+    p = sub.add_parser("publish", help="write a student copy of the course into DIR: no solutions, no hidden tests")
+    p.add_argument("folder", metavar="DIR", help="a new or empty folder outside this repository")
+    p.add_argument("--force", action="store_true",
+                   help="replace what an earlier publish wrote in DIR (work/, .git and other files stay)")
     return parser
 
 
@@ -55,6 +59,14 @@ def run(args: argparse.Namespace) -> int:
             course.feedback(args.assignment)
         elif args.action == "export":
             print(f"grades written to {course.export(args.to)}")
+        elif args.action == "publish":
+            from nstlab.course.publish import publish  # only this command needs it
+
+            published = publish(args.folder, force=args.force)
+            for entry in published.replaced:
+                print(f"replaced  {entry}")
+            print(f"student copy of {len(published.assignments)} assignments written to {published.folder} "
+                  f"({published.files} files; no solutions, no hidden tests)")
     except course.CourseError as err:
         raise UserError(str(err)) from err
     return 0

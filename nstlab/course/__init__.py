@@ -11,6 +11,10 @@ The repository is the nbgrader course root (see ``course/nbgrader_config.py``):
 ==================  ===========================================================================
 
 The functions here run nbgrader's real commands with the course configuration, from any working folder.
+
+A student copy of the course, made by :mod:`nstlab.course.publish`, has no ``course/source/``, no
+``solutions/`` and no grading configuration; ``course/STUDENT_COPY`` marks its root instead. There the
+assignments are the released notebooks, :func:`start` works as here, and the grading commands refuse.
 """
 
 from __future__ import annotations
@@ -24,14 +28,21 @@ from pathlib import Path
 
 ROOT_ENV_VAR = "NSTLAB_COURSE_ROOT"
 CONFIG = Path("course") / "nbgrader_config.py"
+# A student copy holds nothing of grading, not even its configuration; this file marks the course root there.
+STUDENT_COPY = Path("course") / "STUDENT_COPY"
+STUDENT_COPY_REFUSAL = "this is a student copy of the course: grading runs in the instructor's repository"
 
 
 class CourseError(RuntimeError):
     """The course folder is missing or a command failed; the message says which and what to do."""
 
 
+def _is_course(folder: Path) -> bool:
+    return (folder / CONFIG).is_file() or (folder / STUDENT_COPY).is_file()
+
+
 def course_root() -> Path:
-    """The repository folder that holds ``course/nbgrader_config.py``.
+    """The repository folder that holds ``course/nbgrader_config.py`` (a student copy: ``course/STUDENT_COPY``).
 
     Looked for in ``NSTLAB_COURSE_ROOT``, then in the working folder and its parents, then beside the
     installed package (an editable install from a clone).
@@ -41,26 +52,45 @@ def course_root() -> Path:
     """
     if os.environ.get(ROOT_ENV_VAR):
         chosen = Path(os.environ[ROOT_ENV_VAR])
-        if not (chosen / CONFIG).is_file():
-            raise CourseError(f"{ROOT_ENV_VAR}={chosen} has no {CONFIG}; point it at your clone of the course or unset it")
+        if not _is_course(chosen):
+            raise CourseError(f"{ROOT_ENV_VAR}={chosen} has no {CONFIG} or {STUDENT_COPY}; point it at your copy of "
+                              f"the course or unset it")
         return chosen.resolve()
     candidates = []
     cwd = Path.cwd().resolve()
     candidates += [cwd, *cwd.parents]
     candidates.append(Path(__file__).resolve().parents[2])
     for folder in candidates:
-        if (folder / CONFIG).is_file():
+        if _is_course(folder):
             return folder.resolve()
     raise CourseError(
         f"no nstlab course found (looked for {CONFIG} in the working folder, its parents and beside the package). "
-        f"Run the command inside your clone of the course, or set {ROOT_ENV_VAR} to its folder."
+        f"Run the command inside your copy of the course, or set {ROOT_ENV_VAR} to its folder."
     )
 
 
 def assignments(root: Path | None = None) -> list[str]:
-    """Names of the assignments, in course order (``00-welcome``, ``01-perceptron`` ...)."""
+    """Names of the assignments, in course order (``00-welcome``, ``01-perceptron`` ...).
+
+    They are the sources in ``course/source/``; where there are none (a student copy), the released
+    notebooks ``notebooks/<name>/<name>.ipynb``.
+    """
     root = root or course_root()
-    return sorted(p.stem for p in (root / "course" / "source").glob("*.py"))
+    sources = root / "course" / "source"
+    if sources.is_dir():
+        return sorted(p.stem for p in sources.glob("*.py"))
+    return sorted(p.parent.name for p in (root / "notebooks").glob("*/*.ipynb") if p.stem == p.parent.name)
+
+
+def is_student_copy(root: Path | None = None) -> bool:
+    """Whether ``root`` is a student copy of the course (made by ``nstlab course publish``), not the instructor's."""
+    return ((root or course_root()) / STUDENT_COPY).is_file()
+
+
+def _refuse_in_student_copy(root: Path) -> None:
+    """Grading needs the solutions and hidden tests, which a student copy does not have; say so in one line."""
+    if is_student_copy(root):
+        raise CourseError(STUDENT_COPY_REFUSAL)
 
 
 def _check_assignment(name: str, root: Path) -> None:
@@ -80,6 +110,7 @@ def build(names: list[str] | None = None, *, root: Path | None = None) -> list[P
     from nstlab.course.authoring import build_notebook, write_notebook  # nbformat is slow to import; only needed here
 
     root = root or course_root()
+    _refuse_in_student_copy(root)
     written = []
     for name in names or assignments(root):
         _check_assignment(name, root)
@@ -97,6 +128,7 @@ def nbgrader(*args: str, root: Path | None = None, check: bool = True, capture: 
         CourseError: nbgrader exited non-zero and ``check`` is true.
     """
     root = root or course_root()
+    _refuse_in_student_copy(root)
     command = [sys.executable, "-m", "nbgrader", *args]
     # nbgrader runs helper programs (alembic) by name: put this environment's scripts first on PATH even
     # when it was not activated, so the gradebook is migrated by the alembic that matches nbgrader.
@@ -115,6 +147,7 @@ def nbgrader(*args: str, root: Path | None = None, check: bool = True, capture: 
 def generate(names: list[str] | None = None, *, root: Path | None = None, quiet: bool = False) -> None:
     """Build the source notebooks and let nbgrader write the student release into ``notebooks/``."""
     root = root or course_root()
+    _refuse_in_student_copy(root)
     names = names or assignments(root)
     build(names, root=root)
     for name in names:
@@ -147,6 +180,7 @@ def autograde(name: str, *, student: str | None = None, timeout: int | None = No
     hidden tests are restored before grading, so a student cannot change or read them.
     """
     root = root or course_root()
+    _refuse_in_student_copy(root)
     _check_assignment(name, root)
     _check_generated(name, root)
     args = ["autograde", name, "--force"]
@@ -162,6 +196,7 @@ def autograde(name: str, *, student: str | None = None, timeout: int | None = No
 def feedback(name: str, *, root: Path | None = None, quiet: bool = False) -> None:
     """Write HTML feedback for every autograded submission of an assignment into ``course/feedback/``."""
     root = root or course_root()
+    _refuse_in_student_copy(root)
     _check_assignment(name, root)
     nbgrader("generate_feedback", name, "--force", *(["--log-level=WARN"] if quiet else []),
              root=root, capture=quiet)
@@ -170,6 +205,7 @@ def feedback(name: str, *, root: Path | None = None, quiet: bool = False) -> Non
 def export(to: str | Path, *, root: Path | None = None, quiet: bool = False) -> Path:
     """Export every grade in the gradebook to a CSV file; returns its path."""
     root = root or course_root()
+    _refuse_in_student_copy(root)
     to = Path(to).resolve()
     nbgrader("export", f"--to={to}", *(["--log-level=WARN"] if quiet else []), root=root, capture=quiet)
     return to
