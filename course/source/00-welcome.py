@@ -109,6 +109,14 @@ checks.check_true(np.array_equal(copy, sample), "array_to_tensor must not modify
 # * **hidden tests** that your instructor's grader adds: other sizes, other seeds, other properties. Code that
 #   passes the visible check because it is right (not because it memorised one answer) passes them too.
 #
+# **Use the library, but not as the answer.** Each exercise re-implements a library function of the same name:
+# your `luminance` below is your own version of `images.luminance`. Answering an exercise by calling the
+# library's own implementation of that function (for example calling `images.luminance` inside your
+# `luminance`) scores 0 for that exercise when your instructor grades it, and the feedback says why. Every
+# other library function remains yours to use. Graded notebooks also run in a sandbox without network and
+# without access to other files, so code that reads files outside the notebook's folder or downloads anything
+# will fail there.
+#
 # Here is what a failed check looks like. We compare a deliberately wrong value with the right one:
 
 # %%
