@@ -5,6 +5,15 @@ helper here raises :class:`CheckFailed` (an ``AssertionError``, so nbgrader coun
 a message that names the quantity, the expected and actual shapes or dtypes, the first entries that
 disagree, and the relative error against the tolerance.
 
+Only the checker decides a verdict. A submission could return an object whose comparisons always succeed: a
+``torch.Tensor`` or ``np.ndarray`` subclass that overrides ``__eq__``, ``__sub__``, ``shape``, ``detach`` or
+``__torch_function__``, or any object with ``__array__`` or ``__float__``. So the helpers accept only *plain*
+values: exact ``torch.Tensor`` and ``torch.nn.Parameter``, exact numeric ``np.ndarray``, Python and numpy
+numbers, and lists or tuples of those. They look at the class with ``type(value) is ...`` before touching the
+value (``isinstance`` would let a subclass in, and consults a forgeable ``__class__``), and compare float64
+numpy copies that they make themselves, calling torch's own methods unbound with ``__torch_function__`` and
+dispatch modes switched off. Anything else fails with a message naming the type it got.
+
 Comparisons run with TF32 switched off, so that a check gives the same verdict on a CPU and on an NVIDIA GPU
 (TF32 matrix products carry only about three decimal digits).
 """
@@ -17,9 +26,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import _disable_current_modes
 
 # How many disagreeing entries a message lists; more would bury the first one, which is usually the clue.
 MAX_LISTED = 5
+
+# The exact classes a check compares. Parameter is torch's own tensor subclass (a model's weights) and adds no
+# overrides; every other subclass could decide a comparison, so none is accepted.
+PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+PLAIN_NUMBERS = (int, float, bool)
+# numpy's own scalar classes (np.float32, np.int64, np.bool_, ...), not subclasses of them.
+NUMPY_SCALARS = tuple({t for t in np.sctypeDict.values() if issubclass(t, (np.bool_, np.number))})
+# Array kinds that hold numbers: bool, signed and unsigned integer, float, complex. An object array holds
+# arbitrary objects, and converting it would call their __float__.
+NUMBER_KINDS = "biufc"
 
 
 class CheckFailed(AssertionError):
@@ -45,39 +65,122 @@ def no_tf32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32 = cudnn
 
 
+@contextlib.contextmanager
+def _torch_itself() -> Iterator[None]:
+    """Run torch's own code inside the block, even if a notebook switched on a mode that reroutes every call.
+
+    A ``TorchFunctionMode`` or ``TorchDispatchMode`` entered by earlier code (and never left) sees every tensor
+    operation, ``.dtype`` and ``.shape`` included, and could hand the checker zeros for both values.
+    """
+    with torch._C.DisableTorchFunction(), _disable_current_modes():
+        yield
+
+
+def _is_one_of(cls: type, classes: tuple[type, ...]) -> bool:
+    """Whether ``cls`` is one of ``classes`` itself; ``cls in classes`` would ask ``==``, which a metaclass can fake."""
+    return any(cls is c for c in classes)
+
+
+def _class_name(cls: type) -> str:
+    """The name of a class, read through ``type`` itself so that no metaclass can rename it."""
+    qualname = type.__dict__["__qualname__"].__get__(cls)
+    module = type.__dict__["__module__"].__get__(cls)
+    return qualname if type(module) is not str or module == "builtins" else f"{module}.{qualname}"
+
+
 def _describe(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype} on {value.device}"
-    if isinstance(value, np.ndarray):
+    """Say what ``value`` is, without calling any method a submission could have written."""
+    cls = type(value)
+    if _is_one_of(cls, PLAIN_TENSORS):
+        with _torch_itself():
+            return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype} on {value.device}"
+    if cls is np.ndarray:
         return f"a numpy array of shape {value.shape} and dtype {value.dtype}"
-    return f"{type(value).__name__} {value!r}"
+    if _is_one_of(cls, (list, tuple)):
+        return f"{cls.__name__} of length {len(value)}"
+    if _is_one_of(cls, (*PLAIN_NUMBERS, complex, str, bytes, type(None), *NUMPY_SCALARS)):
+        return f"{cls.__name__} {value!r}"
+    for base in (torch.Tensor, np.ndarray, *PLAIN_NUMBERS):
+        if issubclass(cls, base):
+            return f"an object of class {_class_name(cls)}, a subclass of {_class_name(base)}"
+    return f"an object of class {_class_name(cls)}"
+
+
+def _not_plain(value: Any, name: str) -> CheckFailed:
+    return CheckFailed(
+        f"{name} should be a number, array or tensor, but it is {_describe(value)}. A check compares only plain "
+        "values: a torch.Tensor, a numpy array, a Python or numpy number, or a list of them; not a subclass or "
+        "another object that converts itself. Return the plain tensor, array or number."
+    )
 
 
 def _as_float64(value: Any, name: str) -> np.ndarray:
-    """Convert a tensor, array or number to a float64 numpy array for comparison."""
+    """Copy a plain tensor, array, number or (nested) list of them into a new float64 numpy array.
+
+    Raises:
+        CheckFailed: if ``value`` (or an item of it) is None or not plain; the message names ``name``.
+    """
     if value is None:
         raise CheckFailed(f"{name} is None; did the function forget to `return` its result?")
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", torch.float64).numpy()
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise CheckFailed(f"{name} should be a number, array or tensor, but it is {_describe(value)}.") from err
+    cls = type(value)
+    if _is_one_of(cls, PLAIN_TENSORS):
+        # Unbound calls: an exact tensor has no overrides, but its __dict__ could hold a `detach` of its own.
+        with _torch_itself():
+            copy = torch.Tensor.to(torch.Tensor.detach(value), device="cpu", dtype=torch.float64)
+            return np.array(torch.Tensor.numpy(copy), dtype=np.float64, copy=True)
+    if (cls is np.ndarray and value.dtype.kind in NUMBER_KINDS) or _is_one_of(cls, (*PLAIN_NUMBERS, *NUMPY_SCALARS)):
+        return np.array(value, dtype=np.float64, copy=True)
+    if _is_one_of(cls, (list, tuple)):
+        items = [_as_float64(item, f"{name}[{i}]") for i, item in enumerate(value)]
+        try:
+            return np.array(items, dtype=np.float64)
+        except ValueError as err:
+            shapes = sorted({item.shape for item in items})
+            raise CheckFailed(f"{name} is a {cls.__name__} whose items have different shapes {shapes}; "
+                              "they cannot be compared as one array.") from err
+    raise _not_plain(value, name)
+
+
+def _dtype(value: Any, name: str) -> torch.dtype | np.dtype | type:
+    """The dtype of a plain tensor, array or numpy number; the class of a Python number or list."""
+    cls = type(value)
+    if _is_one_of(cls, PLAIN_TENSORS):
+        with _torch_itself():
+            return value.dtype  # `dtype` is a data descriptor: an instance attribute cannot shadow it
+    if _is_one_of(cls, (np.ndarray, *NUMPY_SCALARS)):
+        return value.dtype
+    _as_float64(value, name)  # refuses None and anything that is not plain
+    return cls
 
 
 def check_type(value: Any, expected: type | tuple[type, ...], *, name: str = "the result") -> None:
     """Fail unless ``value`` is an instance of ``expected``.
 
+    For ``torch.Tensor`` and ``np.ndarray`` only the classes themselves pass (and ``torch.nn.Parameter`` for
+    ``torch.Tensor``), never a subclass: a subclass can override what the later checks would look at. Any
+    other class (``tuple``, ``nn.Linear``, a dataclass) also accepts its subclasses.
+
     Example:
         >>> check_type(torch.zeros(2), torch.Tensor, name="x")
+        >>> check_type((1, 2), tuple, name="x")
     """
-    if not isinstance(value, expected):
-        wanted = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
-        raise CheckFailed(f"{name} should be a {wanted}, but it is {_describe(value)}.")
+    wanted = (expected,) if isinstance(expected, type) else tuple(expected)
+    cls = type(value)
+    for kind in wanted:
+        if issubclass(kind, (torch.Tensor, np.ndarray)):
+            if cls is kind or (kind is torch.Tensor and cls is torch.nn.Parameter):
+                return
+        elif issubclass(cls, kind):  # the class itself, not a forgeable `value.__class__`
+            return
+    names = " or ".join(kind.__name__ for kind in wanted)
+    hint = ""
+    if any(issubclass(cls, kind) for kind in wanted):
+        hint = " Return a plain one: a subclass can override what the checks look at, so it is not accepted."
+    raise CheckFailed(f"{name} should be a {names}, but it is {_describe(value)}.{hint}")
 
 
 def check_shape(value: Any, expected: tuple[int, ...], *, name: str = "the result") -> None:
-    """Fail unless ``value`` (tensor or array) has exactly the shape ``expected``.
+    """Fail unless ``value`` (tensor, array, number or list) has exactly the shape ``expected``.
 
     Example:
         >>> check_shape(torch.zeros(2, 3), (2, 3), name="x")
@@ -86,7 +189,7 @@ def check_shape(value: Any, expected: tuple[int, ...], *, name: str = "the resul
         ...
         nstlab.checks.CheckFailed: x has shape (3, 2) but should have shape (2, 3). ...
     """
-    shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+    shape = _as_float64(value, name).shape
     expected = tuple(expected)
     if shape != expected:
         hint = "Check which axes you sum over or reshape."
@@ -98,12 +201,12 @@ def check_shape(value: Any, expected: tuple[int, ...], *, name: str = "the resul
 
 
 def check_dtype(value: Any, expected: torch.dtype | np.dtype | type, *, name: str = "the result") -> None:
-    """Fail unless ``value`` has dtype ``expected``.
+    """Fail unless ``value`` has dtype ``expected`` (for a Python number or list: its class).
 
     Example:
         >>> check_dtype(torch.zeros(1), torch.float32, name="x")
     """
-    dtype = getattr(value, "dtype", type(value))
+    dtype = _dtype(value, name)
     if dtype != expected:
         raise CheckFailed(
             f"{name} has dtype {dtype} but should have dtype {expected}. "
@@ -192,10 +295,25 @@ def _constant_ratio(a: np.ndarray, e: np.ndarray) -> float | None:
 def check_true(condition: bool, message: str) -> None:
     """Fail with ``message`` unless ``condition`` holds.
 
+    ``condition`` must be a plain ``True`` or ``False`` (Python's, numpy's, or a one-entry bool tensor or
+    array): an object that merely claims to be true, such as a submission's reply to ``==``, does not pass.
+
     Example:
         >>> check_true(1 + 1 == 2, "arithmetic is broken")
     """
-    if not condition:
+    cls = type(condition)
+    if cls is bool or cls is np.bool_:
+        holds = bool(condition)
+    elif _is_one_of(cls, PLAIN_TENSORS) and _dtype(condition, "the condition") == torch.bool or (
+            cls is np.ndarray and condition.dtype == np.bool_):
+        values = _as_float64(condition, "the condition")
+        if values.size != 1:
+            raise CheckFailed(f"{message} (The check could not tell: its condition has {values.size} entries.)")
+        holds = bool(values.item())
+    else:
+        raise CheckFailed(f"{message} (The check could not tell: its condition is {_describe(condition)}, "
+                          "not a plain True or False.)")
+    if not holds:
         raise CheckFailed(message)
 
 

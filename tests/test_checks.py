@@ -76,3 +76,298 @@ def test_no_tf32_switches_off_and_restores_even_after_an_error():
         assert torch.backends.cuda.matmul.allow_tf32 is True
     finally:
         torch.backends.cuda.matmul.allow_tf32 = False
+
+
+# A submission's value may be built to pass any comparison. Each test below builds one such value, shows that
+# the check refuses it (without running any of its methods) and that the plain right value still passes.
+
+RIGHT = torch.tensor([1.0, 2.0, 3.0])
+WRONG = torch.tensor([9.0, 9.0, 9.0])
+NOT_PLAIN = "should be a number, array or tensor, but it is an object of class"
+
+
+def refused(check, value, *args, pattern=NOT_PLAIN, **kwargs) -> str:
+    """Run ``check(value, *args)``, require a CheckFailed matching ``pattern``, and return its message."""
+    with pytest.raises(CheckFailed, match=pattern) as info:
+        check(value, *args, **kwargs)
+    return str(info.value)
+
+
+class Spy:
+    """Records the name of every overriding method a value's class runs."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, name, result):
+        self.calls.append(name)
+        return result
+
+
+def test_a_tensor_subclass_whose_eq_always_holds_is_refused():
+    spy = Spy()
+
+    class EqualToEverything(torch.Tensor):
+        def __eq__(self, other):
+            return spy("__eq__", torch.ones_like(RIGHT, dtype=torch.bool))
+
+        def __ne__(self, other):
+            return spy("__ne__", torch.zeros_like(RIGHT, dtype=torch.bool))
+
+        __hash__ = torch.Tensor.__hash__
+
+    message = refused(check_close, WRONG.as_subclass(EqualToEverything), RIGHT, name="f(x)")
+    assert message.startswith("f(x) should be") and "EqualToEverything, a subclass of torch.Tensor" in message
+    assert "plain" in message and spy.calls == []
+    check_close(RIGHT.clone(), RIGHT, name="f(x)")
+
+
+def test_a_tensor_subclass_whose_torch_function_answers_every_call_is_refused():
+    spy = Spy()
+
+    class AnswersEverything(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return spy(getattr(func, "__name__", str(func)), RIGHT.clone())
+
+    wrong = WRONG.as_subclass(AnswersEverything)
+    spy.calls.clear()
+    refused(check_close, wrong, RIGHT)
+    refused(check_shape, wrong, (3,))
+    refused(check_dtype, wrong, torch.float32)
+    assert spy.calls == []
+
+
+def test_a_tensor_subclass_whose_difference_and_abs_are_zero_is_refused():
+    spy = Spy()
+
+    class NoDifference(torch.Tensor):
+        def __sub__(self, other):
+            return spy("__sub__", torch.zeros(3))
+
+        def __rsub__(self, other):
+            return spy("__rsub__", torch.zeros(3))
+
+        def __abs__(self):
+            return spy("__abs__", torch.zeros(3))
+
+    refused(check_close, WRONG.as_subclass(NoDifference), RIGHT)
+    assert spy.calls == []
+
+
+def test_a_tensor_subclass_whose_conversions_return_the_right_value_is_refused():
+    spy = Spy()
+
+    class ConvertsToTheAnswer(torch.Tensor):
+        def detach(self):
+            return spy("detach", RIGHT.clone())
+
+        def to(self, *args, **kwargs):
+            return spy("to", RIGHT.clone())
+
+        def cpu(self):
+            return spy("cpu", RIGHT.clone())
+
+        def numpy(self, force=False):
+            return spy("numpy", RIGHT.numpy().copy())
+
+        def tolist(self):
+            return spy("tolist", RIGHT.tolist())
+
+        def __array__(self, dtype=None, copy=None):
+            return spy("__array__", RIGHT.numpy().copy())
+
+    refused(check_close, WRONG.as_subclass(ConvertsToTheAnswer), RIGHT)
+    assert spy.calls == []
+
+
+def test_a_tensor_subclass_that_lies_about_its_shape_and_dtype_is_refused():
+    spy = Spy()
+
+    class LiesAboutItself(torch.Tensor):
+        @property
+        def shape(self):
+            return spy("shape", torch.Size([2, 3]))
+
+        @property
+        def dtype(self):
+            return spy("dtype", torch.float32)
+
+    liar = torch.zeros(7, dtype=torch.int64).as_subclass(LiesAboutItself)
+    refused(check_shape, liar, (2, 3))
+    refused(check_dtype, liar, torch.float32)
+    assert spy.calls == []
+    check_shape(torch.zeros(2, 3), (2, 3))
+    check_dtype(torch.zeros(2, 3), torch.float32)
+
+
+def test_check_type_refuses_a_tensor_subclass_but_accepts_a_plain_tensor_and_a_parameter():
+    class Sub(torch.Tensor):
+        pass
+
+    message = refused(check_type, torch.zeros(2).as_subclass(Sub), torch.Tensor,
+                      pattern="should be a Tensor, but it is an object of class .*Sub, a subclass of torch.Tensor")
+    assert "plain" in message
+    check_type(torch.zeros(2), torch.Tensor)
+    check_type(torch.nn.Parameter(torch.zeros(2)), torch.Tensor)
+    check_type(np.zeros(2), (torch.Tensor, np.ndarray))
+
+
+def test_check_type_ignores_a_forged_class_attribute():
+    class PretendsToBeATensor:
+        __class__ = property(lambda self: torch.Tensor)
+
+    assert isinstance(PretendsToBeATensor(), torch.Tensor)  # what the check must not rely on
+    refused(check_type, PretendsToBeATensor(), torch.Tensor, pattern="should be a Tensor, but it is an object")
+    refused(check_close, PretendsToBeATensor(), RIGHT)
+
+
+def test_an_array_subclass_whose_ufuncs_and_eq_always_agree_is_refused():
+    spy = Spy()
+
+    class AgreesWithEverything(np.ndarray):
+        def __eq__(self, other):
+            return spy("__eq__", np.ones(3, dtype=bool))
+
+        def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+            return spy("__array_ufunc__", np.zeros(3))
+
+        def __array_function__(self, func, types, args, kwargs):
+            return spy("__array_function__", True)
+
+        def __array__(self, dtype=None, copy=None):
+            return spy("__array__", RIGHT.numpy().astype(dtype or np.float32))
+
+    wrong = WRONG.numpy().view(AgreesWithEverything)
+    message = refused(check_close, wrong, RIGHT.numpy())
+    assert "a subclass of numpy.ndarray" in message
+    refused(check_shape, wrong, (3,))
+    refused(check_dtype, wrong, np.float32)
+    assert spy.calls == []
+    check_close(RIGHT.numpy().copy(), RIGHT.numpy())
+
+
+def test_an_object_that_converts_itself_with_float_or_array_is_refused():
+    spy = Spy()
+
+    class ConvertsToTwo:
+        def __float__(self):
+            return spy("__float__", 2.0)
+
+        def __array__(self, dtype=None, copy=None):
+            return spy("__array__", np.array(2.0))
+
+    message = refused(check_close, ConvertsToTwo(), 2.0, name="f(x)")
+    assert "f(x) should be" in message and "ConvertsToTwo" in message
+    refused(check_shape, ConvertsToTwo(), ())
+    refused(check_dtype, ConvertsToTwo(), float)
+    assert spy.calls == []
+    check_close(2.0, 2.0)
+
+
+def test_a_number_subclass_whose_eq_always_holds_is_refused():
+    class EqualFloat(float):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = float.__hash__
+
+    class EqualInt(int):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = int.__hash__
+
+    refused(check_close, EqualFloat(9.0), 2.0, pattern="a subclass of float")
+    refused(check_close, EqualInt(9), 2, pattern="a subclass of int")
+    check_close(2, 2.0)
+    check_close(np.float32(2.0), 2.0)
+
+
+def test_an_object_array_whose_items_convert_themselves_is_refused():
+    class ConvertsToTwo:
+        def __float__(self):
+            raise AssertionError("the check called __float__")
+
+    items = np.empty(2, dtype=object)
+    items[:] = [ConvertsToTwo(), ConvertsToTwo()]
+    refused(check_close, items, [2.0, 2.0], pattern="a numpy array of shape \\(2,\\) and dtype object")
+
+
+def test_a_list_hiding_a_subclass_among_plain_items_is_refused_and_the_item_named():
+    class Sub(torch.Tensor):
+        pass
+
+    mixed = [torch.ones(2), torch.zeros(2).as_subclass(Sub)]
+    refused(check_close, mixed, [[1.0, 1.0], [0.0, 0.0]], name="ws", pattern=r"ws\[1\] should be a number")
+    check_close([torch.ones(2), np.zeros(2)], [[1.0, 1.0], [0.0, 0.0]], name="ws")
+    with pytest.raises(CheckFailed, match="items have different shapes"):
+        check_close([torch.ones(2), torch.ones(3)], [1.0, 1.0])
+
+
+def test_a_plain_tensor_carrying_its_own_detach_and_numpy_is_read_through_torch():
+    wrong = WRONG.clone()
+    wrong.detach = lambda: RIGHT.clone()
+    wrong.numpy = lambda force=False: RIGHT.numpy().copy()
+    refused(check_close, wrong, RIGHT, pattern="differs from the expected value in 3 of 3 entries")
+
+
+def test_parameters_and_tensors_needing_grad_are_compared_by_value():
+    w = torch.nn.Parameter(RIGHT.clone())
+    check_close(w, RIGHT)
+    check_close(w * 2, RIGHT * 2)
+    check_shape(w, (3,))
+    check_dtype(w, torch.float32)
+    refused(check_close, w, WRONG, pattern="differs from the expected value")
+
+
+def test_a_torch_function_mode_left_on_cannot_answer_for_the_check():
+    from torch.overrides import TorchFunctionMode
+
+    class AllZeros(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            return torch.zeros_like(out) if isinstance(out, torch.Tensor) else out
+
+    mode = AllZeros()
+    mode.__enter__()  # as a submission would: entered, never left while the check runs
+    try:
+        refused(check_close, WRONG.clone(), RIGHT, pattern="differs from the expected value in 3 of 3")
+        refused(check_shape, torch.zeros(2, 3), (3, 2), pattern="has shape \\(2, 3\\)")
+    finally:
+        mode.__exit__(None, None, None)
+
+
+def test_a_dispatch_mode_left_on_cannot_answer_for_the_check():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class AllZeros(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            return torch.zeros_like(out) if isinstance(out, torch.Tensor) else out
+
+    mode = AllZeros()
+    mode.__enter__()
+    try:
+        refused(check_close, WRONG.clone(), RIGHT, pattern="differs from the expected value in 3 of 3")
+    finally:
+        mode.__exit__(None, None, None)
+
+
+def test_check_true_refuses_a_condition_that_only_claims_to_hold():
+    spy = Spy()
+
+    class AlwaysTrue:
+        def __bool__(self):
+            return spy("__bool__", True)
+
+    with pytest.raises(CheckFailed, match="lists differ.*not a plain True or False"):
+        check_true(AlwaysTrue(), "lists differ")
+    assert spy.calls == []
+    check_true(True, "never shown")
+    check_true(np.bool_(True), "never shown")
+    check_true((RIGHT == RIGHT).all(), "never shown")
+    with pytest.raises(CheckFailed, match="tensors differ"):
+        check_true((RIGHT == WRONG).all(), "tensors differ")
+    with pytest.raises(CheckFailed, match="3 entries"):
+        check_true(RIGHT == RIGHT, "ambiguous")
