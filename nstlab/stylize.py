@@ -55,8 +55,8 @@ from nstlab.style_config import (
 from nstlab.vgg import VGGFeatures
 
 # The names of a run's pieces, importable from here for convenience; each is defined in its own module.
-__all__ = ["COLOUR_MODES", "INITS", "OPTIMIZERS", "PAPER_CONTENT", "PAPER_STYLE", "PRESETS", "MemoryEstimate",
-           "SizeTooLarge", "StepLosses", "StyleConfig", "StyleDiverged", "StyleResult", "check_memory",
+__all__ = ["COLOUR_MODES", "INITS", "OPTIMIZERS", "PAPER_CONTENT", "PAPER_STYLE", "PRESETS", "CheckpointUnreadable",
+           "MemoryEstimate", "SizeTooLarge", "StepLosses", "StyleConfig", "StyleDiverged", "StyleResult", "check_memory",
            "estimate_memory", "initial_image", "optimisation_step", "output_size", "plot_result", "stylize"]
 
 
@@ -193,6 +193,22 @@ def _objective(extractor, P, A, config: StyleConfig, history: list) -> Callable:
 
 # Fields that may change between a run and its resumption without making the saved state meaningless.
 RESUMABLE_CHANGES = ("steps", "save_every")
+# What _save_checkpoint writes; a file without all of them is not a checkpoint of a run.
+CHECKPOINT_FIELDS = ("image", "optimizer", "step", "scale", "losses", "config")
+
+
+class CheckpointUnreadable(ValueError):
+    """A checkpoint that cannot be resumed from: empty, truncated, damaged or another kind of file.
+
+    Attributes:
+        path: the checkpoint file.
+        reason: what is wrong with it, as a phrase ("the file is empty").
+    """
+
+    def __init__(self, path: Path, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: not a readable nstlab checkpoint: {reason}. Delete it, or start afresh "
+                         "without resume.")
 
 
 def _save_checkpoint(path: Path, **payload) -> None:
@@ -203,14 +219,31 @@ def _save_checkpoint(path: Path, **payload) -> None:
 
 
 def _load_checkpoint(path: Path, config: StyleConfig, device: torch.device) -> dict:
+    """The saved state of a run, its ``losses`` as :class:`StepLosses`; refuses a file it cannot resume from."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no checkpoint to resume from; start without resume.")
+    if path.is_dir():
+        raise CheckpointUnreadable(path, "it is a folder")
+    if path.stat().st_size == 0:
+        raise CheckpointUnreadable(path, "the file is empty")
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
-        ckpt["image"], ckpt["step"], ckpt["config"]  # noqa: B018 - fail here on a foreign file
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same remedy
-        raise ValueError(f"{path}: not a readable nstlab checkpoint ({err}); delete it and start afresh.") from err
-    saved, now = ckpt["config"], asdict(config)
+    except OSError as err:
+        raise CheckpointUnreadable(path, f"it cannot be read ({err.strerror})") from err
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds; torch's own advice (weights_only=False) is unsafe
+        raise CheckpointUnreadable(path, "it is truncated, damaged or not a file torch can load") from err
+    missing = [k for k in CHECKPOINT_FIELDS if k not in ckpt] if isinstance(ckpt, dict) else list(CHECKPOINT_FIELDS)
+    if missing:
+        raise CheckpointUnreadable(path, f"it is a torch file but not a checkpoint of a style-transfer run "
+                                   f"(it lacks {', '.join(map(repr, missing))})")
+    try:
+        if not isinstance(ckpt["image"], torch.Tensor) or ckpt["image"].ndim != 4:
+            raise TypeError("its image is not a (1, 3, H, W) tensor")
+        ckpt["losses"] = [StepLosses(**h) for h in ckpt["losses"]]
+        saved, now = dict(ckpt["config"]), asdict(config)
+        int(ckpt["step"]), int(ckpt["scale"])  # noqa: B018 - fail here, not in the loop
+    except (TypeError, ValueError) as err:
+        raise CheckpointUnreadable(path, f"its contents are damaged ({err})") from err
     changed = [f"{k} ({saved.get(k)!r} -> {now[k]!r})" for k in now
                if k not in RESUMABLE_CHANGES and _plain(saved.get(k)) != _plain(now[k])]
     if changed:
@@ -323,7 +356,7 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
             raise ValueError("resume=True needs the checkpoint file to resume from.")
         ckpt = _load_checkpoint(checkpoint, config, device)
         x, opt_state, at_scale, done = ckpt["image"].to(device), ckpt["optimizer"], ckpt["scale"], ckpt["step"]
-        history = [StepLosses(**h) for h in ckpt["losses"]]
+        history = ckpt["losses"]
     start_step = done
     ticker = iter(progress(range(done, total_steps), desc="stylize", disable=None if show_progress is not False else True))
     next(ticker, None)  # show the bar at 0; each later next() counts a finished step, the last one closes it

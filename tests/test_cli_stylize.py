@@ -184,3 +184,147 @@ def test_missing_weights_without_untrained_say_how_to_get_them(tmp_path, capsys,
     assert main(stylize(content, style, "-o", out, "--size", "32", "--steps", "2", "--no-progress")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nstlab weights import" in err and "--untrained" in err
+
+
+# --- folders that cannot take the result, and checkpoints that cannot be resumed ------------------------------
+
+
+def _can_write_into(folder: Path) -> bool:
+    try:
+        (folder / "probe").touch()
+        (folder / "probe").unlink()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def locked_folder(tmp_path):
+    """A folder in which no file can be created, root included.
+
+    chmod 0555 stops an ordinary user but not root, so where it is not enough the folder is also made
+    immutable (``chattr +i``, which root obeys). Skipped, with the reason, where neither works here.
+    """
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = False
+    if _can_write_into(folder):
+        try:
+            immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+        except OSError:  # no chattr on this machine
+            pass
+    try:
+        if _can_write_into(folder):
+            pytest.skip("cannot make an unwritable folder here: chmod 0555 does not stop this user (root) and "
+                        "`chattr +i` is missing or refused on this file system")
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """Fail the test if the command gets as far as loading the network, which is where a run's work begins."""
+    import nstlab.weights
+
+    def load_backbone(*args, **kwargs):
+        raise AssertionError("the run started although its output could not be written")
+
+    monkeypatch.setattr(nstlab.weights, "load_backbone", load_backbone)
+
+
+def refused_line(capsys) -> str:
+    """The single line a refused command printed on stderr; nothing may have been printed on stdout."""
+    captured = capsys.readouterr()
+    assert captured.out == "", captured.out  # not even the line announcing the run
+    err = captured.err
+    assert err.startswith("nstlab stylize: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_a_read_only_output_folder_is_refused_before_the_run_starts(tmp_path, capsys, locked_folder, no_run):
+    """-o in a folder that refuses new files: exit 2 before any work, one line naming the folder and the fix."""
+    content, style = png(tmp_path / "c.png"), png(tmp_path / "s.png", seed=1)
+    out = locked_folder / "out.png"
+    assert main(stylize(content, style, "-o", out, *FAST)) == 2
+    err = refused_line(capsys)
+    assert f"cannot write {out}: {locked_folder} is not writable" in err and "choose a writable folder for -o" in err
+    assert not out.exists()
+
+
+def test_an_output_below_a_regular_file_is_refused_before_the_run_starts(tmp_path, capsys, no_run):
+    """-o whose would-be folder is a file: refused up front, naming the file that is in the way."""
+    content, style = png(tmp_path / "c.png"), png(tmp_path / "s.png", seed=1)
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    out = tmp_path / "notes.txt" / "results" / "out.png"
+    assert main(stylize(content, style, "-o", out, *FAST)) == 2
+    err = refused_line(capsys)
+    assert f"cannot write {out}: {tmp_path / 'notes.txt'} is a file, not a folder" in err and "for -o" in err
+
+
+def test_an_output_that_is_a_folder_is_refused_even_with_overwrite(tmp_path, capsys, no_run):
+    """--overwrite cannot replace a folder with an image; that would only fail once the work is done."""
+    content, style = png(tmp_path / "c.png"), png(tmp_path / "s.png", seed=1)
+    out = tmp_path / "out.png"
+    out.mkdir()
+    assert main(stylize(content, style, "-o", out, *FAST, "--overwrite")) == 2
+    assert f"{out} is a folder, not a file; give -o a file name" in refused_line(capsys)
+
+
+def test_a_checkpoint_in_a_read_only_folder_is_refused_before_the_run_starts(tmp_path, capsys, locked_folder, no_run):
+    """The checkpoint's own folder (--checkpoint elsewhere than OUT) is checked as well as OUT's."""
+    content, style, out = png(tmp_path / "c.png"), png(tmp_path / "s.png", seed=1), tmp_path / "out.png"
+    ckpt = locked_folder / "run.ckpt"
+    assert main(stylize(content, style, "-o", out, "--checkpoint", ckpt, *FAST)) == 2
+    err = refused_line(capsys)
+    assert f"cannot write {ckpt}: {locked_folder} is not writable" in err and "for --checkpoint" in err
+
+
+def test_a_steps_folder_that_is_a_file_is_refused_before_the_run_starts(tmp_path, capsys, no_run):
+    """--save-every writes into OUT-STEM_steps/; a file of that name would stop the run at its first save."""
+    content, style, out = png(tmp_path / "c.png"), png(tmp_path / "s.png", seed=1), tmp_path / "out.png"
+    (tmp_path / "out_steps").write_text("in the way")
+    assert main(stylize(content, style, "-o", out, "--save-every", "1", *FAST)) == 2
+    assert f"{tmp_path / 'out_steps'} is a file, not a folder" in refused_line(capsys)
+
+
+def _ours_with(**changes) -> dict:
+    """The fields of a checkpoint of ours, with ``changes``."""
+    fields = {"image": torch.rand(1, 3, 8, 8), "optimizer": {}, "step": 2, "scale": 0, "losses": [], "config": {}}
+    return {**fields, **changes}
+
+
+def _truncated_checkpoint(path: Path) -> None:
+    torch.save(_ours_with(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+CORRUPT_CHECKPOINTS = {
+    "truncated": (_truncated_checkpoint, "truncated, damaged or not a file torch can load"),
+    "random bytes": (lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)), "truncated, damaged"),
+    "empty": (lambda p: p.write_bytes(b""), "the file is empty"),
+    "another torch file": (lambda p: torch.save({"a": 1}, p), "not a checkpoint of a style-transfer run (it lacks 'image'"),
+    "damaged fields": (lambda p: torch.save(_ours_with(losses=[{"loss": 1.0}]), p), "its contents are damaged"),
+}
+
+
+@pytest.mark.parametrize("case", CORRUPT_CHECKPOINTS)
+def test_a_corrupt_checkpoint_with_resume_gets_one_line_naming_the_file_and_the_fix(tmp_path, capsys, case,
+                                                                                 quick_backbone):
+    """No traceback and none of torch's advice to load with weights_only=False (unsafe for a file of unknown
+    origin); the line names the file, what is wrong and the two ways on. The file itself is left alone."""
+    content, style, out = png(tmp_path / "c.png"), png(tmp_path / "s.png", seed=1), tmp_path / "out.png"
+    ckpt = tmp_path / "out.png.ckpt"
+    write, problem = CORRUPT_CHECKPOINTS[case]
+    write(ckpt)
+    before = ckpt.read_bytes()
+    assert main(stylize(content, style, "-o", out, *FAST, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"nstlab stylize: {ckpt}: not a readable nstlab checkpoint: ") and err.count("\n") == 1, err
+    assert problem in err and "Delete it, or start afresh without --resume" in err
+    assert "weights_only" not in err and "Traceback" not in err
+    assert ckpt.read_bytes() == before and not out.exists()

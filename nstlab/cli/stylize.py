@@ -7,11 +7,16 @@ step count, so a CPU run finishes in minutes.
 
 A checkpoint (``OUT.ckpt``) is saved as the run goes; if the run is killed, the same command with
 ``--resume`` continues from the last saved step. It is removed when the image is written.
+
+Folders that cannot take OUT or the checkpoint (read-only, on a read-only file system, or a file where a
+folder should be) are refused before the run starts, so that no work is lost at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,6 +77,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+def _refuse_unwritable(path: Path, option: str) -> None:
+    """Raise a :class:`UserError` unless a file can be written at ``path`` (missing folders would be created).
+
+    Permission bits are not enough to tell: root ignores them, while an immutable folder or a read-only mount
+    refuses root too. So this creates and removes a file in the nearest folder that exists.
+    """
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a file; give {option} a file name (inside that folder, for example).")
+    folder = path.parent
+    try:
+        while not folder.exists():  # the run creates the missing folders inside the nearest existing one
+            folder = folder.parent
+        if not folder.is_dir():
+            raise UserError(f"cannot write {path}: {folder} is a file, not a folder; choose another path for {option}.")
+        fd, probe = tempfile.mkstemp(prefix=".nstlab-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {folder} is not writable ({err.strerror}); choose a writable folder "
+                        f"for {option}.") from err
+
+
 # Option name on the command line -> StyleConfig field.
 OVERRIDES = ("size", "steps", "alpha", "beta", "tv_weight", "content_layers", "style_layers", "style_layer_weights",
              "style_blend", "init", "init_mix", "optimizer", "lr", "scales", "scale_steps", "pool", "arch", "preserve_colour",
@@ -97,15 +124,18 @@ def run(args: argparse.Namespace) -> int:
     from nstlab.data import open_image
     from nstlab.device import choose_device
     from nstlab.images import ImageError, save_image
-    from nstlab.stylize import SizeTooLarge, StyleDiverged, check_memory, output_size, stylize
+    from nstlab.stylize import CheckpointUnreadable, SizeTooLarge, StyleDiverged, check_memory, output_size, stylize
     from nstlab.weights import WeightsUnavailable, load_backbone
 
     out: Path = args.output
-    if out.exists() and not args.overwrite:
+    if out.exists() and not out.is_dir() and not args.overwrite:
         raise UserError(f"{out} already exists; choose another name or pass --overwrite.")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"):
         raise UserError(f"{out}: unknown image format {out.suffix!r}; use .png or .jpg.")
     checkpoint = None if args.no_checkpoint else (args.checkpoint or out.with_name(out.name + ".ckpt"))
+    _refuse_unwritable(out, "-o")  # before any work: a result that cannot be saved would be lost
+    if checkpoint is not None:
+        _refuse_unwritable(checkpoint, "--checkpoint")
     if args.resume and (checkpoint is None or not checkpoint.exists()):
         raise UserError(f"--resume: no checkpoint at {checkpoint}; run without --resume to start afresh.")
     if checkpoint is not None and checkpoint.exists() and not args.resume and not args.overwrite:
@@ -120,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
         styles = [open_image(s) for s in args.styles]
     except (ImageError, ValueError, TypeError) as err:
         raise UserError(str(err)) from err
+
+    steps_dir = out.with_name(f"{out.stem}_steps") if config.save_every else None
+    if steps_dir is not None:
+        _refuse_unwritable(steps_dir / "step_00000.png", "-o")
 
     scales = "+".join(f"{s:g}" for s in config.scales)
     steps = "+".join(map(str, config.scale_steps)) if config.scale_steps else f"{config.steps}"
@@ -140,8 +174,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = stylize(content, styles, config, backbone=backbone, device=choice.device, checkpoint=checkpoint,
                          checkpoint_every=args.checkpoint_every, resume=args.resume,
-                         out_dir=out.with_name(f"{out.stem}_steps") if config.save_every else None,
+                         out_dir=steps_dir,
                          show_progress=False if args.no_progress else None)
+    except CheckpointUnreadable as err:
+        raise UserError(f"{err.path}: not a readable nstlab checkpoint: {err.reason}. Delete it, or start afresh "
+                        "without --resume (and with --overwrite).") from err
     except (SizeTooLarge, StyleDiverged, ImageError, ValueError, TypeError, FileNotFoundError) as err:
         raise UserError(str(err)) from err
 
