@@ -37,10 +37,42 @@ c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"\w*Warning\b"
 
 
-# Feedback is made from the autograded notebooks, which carry the hidden tests; remove them again so that
-# students see which check failed, not the hidden tests' source.
+# Student code is untrusted (see nstlab/course/grading.py and sandbox.py). Before running, damaged metadata
+# is repaired and locked cells are restored, reporting only cells the student really edited; each kernel
+# runs in a sandbox with the library guarded, and a dead kernel costs only the cells it could not run;
+# exercises answered with the library's own function score 0; every submission leaves a report that
+# `nstlab course autograde` summarises and the export's status column shows.
+RELEASE = str(HERE.parent / "notebooks")
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nstlab.course.grading.RepairMetadata",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nstlab.course.grading.RestoreCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Autograde.autograde_preprocessors = [
+    "nstlab.course.grading.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nstlab.course.grading.LibraryPolicy",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+    "nstlab.course.grading.WriteReport",
+]
+for name in ("RepairMetadata", "RestoreCells", "SandboxedExecute", "LibraryPolicy"):
+    c[name].release_directory = RELEASE
+
+# Feedback is made from the autograded notebooks, which carry the hidden tests; remove them again, and show
+# each error as its message only (a traceback would quote hidden-test lines, library source and paths).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
+    "nstlab.course.grading.SanitizeFeedback",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# The export adds a status column: "not graded: <reason>" instead of a bare 0, and what was flagged.
+c.ExportApp.plugin_class = "nstlab.course.reports.StatusCsvExport"

@@ -25,6 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("assignment", metavar="ASSIGNMENT")
     p.add_argument("--student", help="only this student")
     p.add_argument("--timeout", type=int, help="seconds per cell (default: course/nbgrader_config.py)")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="grade N submissions at once, each in its own sandbox (default: 1)")
+    p.add_argument("--unsafe", action="store_true",
+                   help="grade without the sandbox where none can be made (student code then runs with your "
+                        "rights: only for submissions you trust)")
     p = sub.add_parser("feedback", help="write HTML feedback into course/feedback/")
     p.add_argument("assignment", metavar="ASSIGNMENT")
     p = sub.add_parser("export", help="export all grades to a CSV file")
@@ -54,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
                 for path in started.kept:
                     print(f"kept    {path} (yours; not overwritten)")
         elif args.action == "autograde":
-            course.autograde(args.assignment, student=args.student, timeout=args.timeout)
+            if args.jobs < 1:
+                raise UserError(f"--jobs must be at least 1, not {args.jobs}")
+            done = course.autograde(args.assignment, student=args.student, timeout=args.timeout, jobs=args.jobs,
+                                    unsafe=args.unsafe)
+            print(done.summary())
         elif args.action == "feedback":
             course.feedback(args.assignment)
         elif args.action == "export":

@@ -1,0 +1,517 @@
+"""nbgrader preprocessors that make autograding trustworthy: sandboxed, guarded, nothing lost, all reported.
+
+``course/nbgrader_config.py`` puts these in nbgrader's own pipeline, so ``nbgrader autograde`` and
+``nstlab course autograde`` grade the same way:
+
+=========================  ===================================================================================
+sanitize (before running)
+:class:`RepairMetadata`    a cell whose nbgrader metadata was damaged gets it back from the release, matched by
+                           its position among the graded cells (or by its source); one that cannot be matched
+                           becomes an ordinary cell and the student is flagged, instead of the whole notebook
+                           failing to validate
+:class:`RestoreCells`      nbgrader's restoring of locked cells from the gradebook, which reports a change only
+                           for cells whose source differs from what the student was given
+run
+:class:`SandboxedExecute`  each kernel in the sandbox of :mod:`nstlab.course.sandbox`; the library's functions
+                           restored before every graded cell (:mod:`nstlab.course.guard`); a kernel that dies
+                           or ignores the interrupt is restarted, the cells before replayed, and grading goes on
+                           with the next cell, so it costs only the cells it could not run; outputs capped
+:class:`LibraryPolicy`     an exercise answered by calling the library's own function of the same name scores 0
+                           for its checks, with a message saying why; code that reaches into the grader's or
+                           the interpreter's machinery is flagged for the instructor
+:class:`WriteReport`       what happened to the submission, in ``course/reports/<assignment>/<student>.json``
+feedback
+:class:`SanitizeFeedback`  errors shown as their message only (no hidden-test lines, no library source, no
+                           absolute paths), outputs capped
+=========================  ===================================================================================
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
+from nbgrader.preprocessors.execute import Execute
+from traitlets import Bool, Integer, Unicode
+
+from nstlab.course.sandbox import SandboxKernelManager
+
+# Bytes of output a cell keeps in a graded notebook (and in feedback); a runaway print costs nothing more.
+MAX_OUTPUT_BYTES = 100_000
+EVENTS = "nstlab_events"  # key of the events list in nbconvert's resources and in the notebook's metadata
+
+
+def _event(resources: dict, kind: str, message: str, **extra) -> None:
+    resources.setdefault(EVENTS, []).append({"kind": kind, "message": message, **extra})
+
+
+def course_folder(db_url: str) -> Path:
+    """The ``course/`` folder of a gradebook URL (``sqlite:////.../course/gradebook.db``)."""
+    return Path(db_url.removeprefix("sqlite:///")).parent
+
+
+def _release_notebook(release_directory: str, resources: dict) -> nbformat.NotebookNode | None:
+    info = resources.get("nbgrader", {})
+    path = Path(release_directory) / info.get("assignment", "") / f"{info.get('notebook', '')}.ipynb"
+    return nbformat.read(path, as_version=4) if release_directory and path.is_file() else None
+
+
+def _grader_cells(nb) -> list:
+    return [cell for cell in nb.cells if "nbgrader" in cell.metadata]
+
+
+# --------------------------------------------------------------------------------------------- sanitize
+
+
+class RepairMetadata(NbGraderPreprocessor):
+    """Give cells with damaged nbgrader metadata their release metadata back, or make them ordinary cells."""
+
+    release_directory = Unicode("", help="folder of the student release (notebooks/)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from nbgrader.nbgraderformat import MetadataValidator, ValidationError
+
+        release = _release_notebook(self.release_directory, resources)
+        validator = MetadataValidator()
+        templates = _grader_cells(release) if release is not None else []
+        by_id = {c.metadata.nbgrader.get("grade_id"): c for c in templates}
+        by_source = {c.source: c for c in templates}
+        position = 0  # index among the submission's nbgrader cells, matched to the release's
+        for index, cell in enumerate(nb.cells):
+            if "nbgrader" not in cell.metadata:
+                continue
+            try:
+                validator.validate_cell(copy.deepcopy(cell))
+                grade_id = cell.metadata.nbgrader.get("grade_id")
+                ok = isinstance(grade_id, str) and (not by_id or grade_id in by_id)
+            except (ValidationError, AttributeError, TypeError, KeyError, ValueError):
+                ok = False
+            if ok:
+                position += 1
+                continue
+            meta = cell.metadata.get("nbgrader")
+            grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+            template = by_id.get(grade_id) or by_source.get(cell.source)
+            if template is None and position < len(templates) and templates[position].cell_type == cell.cell_type:
+                template = templates[position]
+            position += 1
+            if template is not None:
+                cell.metadata["nbgrader"] = copy.deepcopy(template.metadata.nbgrader)
+                _event(resources, "repaired", f"cell {index}: damaged nbgrader metadata restored from the release "
+                       f"({template.metadata.nbgrader.get('grade_id')})", cell=index)
+            else:
+                del cell.metadata["nbgrader"]
+                _event(resources, "flagged", f"cell {index}: damaged nbgrader metadata that matches no cell of "
+                       "the release; graded as an ordinary cell", cell=index)
+        nb.metadata[EVENTS] = resources.get(EVENTS, [])
+        return nb, resources
+
+
+class RestoreCells(OverwriteCells):
+    """nbgrader's restoring of locked and graded cells, reporting only cells the student really changed.
+
+    nbgrader compares a submitted check cell with the gradebook's copy, which still holds the hidden tests, so
+    every untouched cell looked changed. Here a cell counts as changed when its source differs from the
+    released one (or, with no release at hand, from the gradebook's without its hidden tests).
+    """
+
+    release_directory = Unicode("", help="folder of the student release (notebooks/)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        release = _release_notebook(self.release_directory, resources)
+        self._released = {c.metadata.nbgrader.get("grade_id"): c.source
+                          for c in (_grader_cells(release) if release is not None else [])}
+        self._resources = resources
+        self._events_before = list(nb.metadata.get(EVENTS, []))
+        resources.setdefault(EVENTS, self._events_before)
+        nb, resources = super().preprocess(nb, resources)
+        nb.metadata[EVENTS] = resources.get(EVENTS, [])
+        return nb, resources
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        submitted = cell.source
+        cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        if grade_id is not None and cell.metadata.get("nbgrader", {}).get("locked") and submitted != cell.source:
+            released = self._released.get(grade_id)
+            if released is None:
+                released = re.sub(r"\n?### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", cell.source, flags=re.S)
+            if submitted.strip() != released.strip():
+                self.log.warning("Locked cell %s was edited by the student; restored from the gradebook", grade_id)
+                _event(self._resources, "tampered", f"locked cell {grade_id} was edited; restored before grading",
+                       cell=cell_index, grade_id=grade_id)
+        return cell, resources
+
+    def report_change(self, name, attr, old, new):
+        if attr != "checksum":  # checksum changes are judged in preprocess_cell, against the release
+            super().report_change(name, attr, old, new)
+            _event(self._resources, "tampered", f"cell {name}: its {attr} was changed from {old} to {new}; restored",
+                   grade_id=name)
+
+
+# -------------------------------------------------------------------------------------------------- run
+
+
+def _imports_of(nb) -> str:
+    """The import statements of the notebook's instructor cells, as source (for the guard)."""
+    lines = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or meta.get("solution"):
+            continue
+        try:
+            tree = ast.parse(re.sub(r"^\s*[%!].*$", "", cell.source, flags=re.M))
+        except SyntaxError:
+            continue
+        lines += [ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    return "\n".join(dict.fromkeys(lines))
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's Execute, with kernels in the sandbox, guarded checks, recovery from dead kernels, output caps."""
+
+    unsafe = Bool(False, help="run kernels without the sandbox (only with `--unsafe`)").tag(config=True)
+    max_restarts = Integer(3, help="kernel restarts per notebook before the remaining cells are given up").tag(
+        config=True)
+    max_output_bytes = Integer(MAX_OUTPUT_BYTES, help="bytes of output kept per cell").tag(config=True)
+    reuse_directory = Unicode("", help="course folder of a parallel run whose executed notebooks to reuse").tag(
+        config=True)
+    release_directory = Unicode("", help="folder of the student release (notebooks/)").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kernel_manager_class = AsyncKernelManager if self.unsafe else SandboxKernelManager
+
+    # ---- the whole notebook
+    def preprocess(self, nb, resources=None, km=None):
+        events = resources.setdefault(EVENTS, list(nb.metadata.get(EVENTS, [])))
+        if self.unsafe:
+            _event(resources, "unsafe", "graded without the sandbox (--unsafe)")
+        if self._reuse(nb, resources):
+            return nb, resources
+        # The instructor's imports, from the release: a submission's own cells must not choose what the guard
+        # re-imports before each check.
+        release = _release_notebook(self.release_directory, resources)
+        self._imports = _imports_of(release if release is not None else nb)
+        self._failed: set[int] = set()
+        self._restarts = 0
+        self._given_up = False
+        self._bytes: dict[int, int] = {}
+        self._guarded = False
+        nb, resources = super().preprocess(nb, resources, km)
+        resources[EVENTS] = events
+        return nb, resources
+
+    def _reuse(self, nb, resources) -> bool:
+        """Take the outputs of a parallel run of the same sanitized notebook, when there is one."""
+        if not self.reuse_directory:
+            return False
+        info = resources["nbgrader"]
+        done = Path(self.reuse_directory) / "autograded" / info["student"] / info["assignment"] / \
+            f"{info['notebook']}.ipynb"
+        report = Path(self.reuse_directory) / "reports" / info["assignment"] / f"{info['student']}.json"
+        if not (done.is_file() and report.is_file()):
+            return False
+        executed = nbformat.read(done, as_version=4)
+        if [c.source for c in executed.cells] != [c.source for c in nb.cells]:
+            return False
+        for cell, ran in zip(nb.cells, executed.cells, strict=True):
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = ran.outputs, ran.execution_count
+        ran_events = json.loads(report.read_text()).get("events", [])
+        known = {json.dumps(e, sort_keys=True) for e in resources[EVENTS]}
+        resources[EVENTS] += [e for e in ran_events if json.dumps(e, sort_keys=True) not in known]
+        nb.metadata["language_info"] = executed.metadata.get("language_info", {"name": "python"})
+        self.log.info("Outputs of %s taken from its parallel run", info["student"])
+        return True
+
+    # ---- one cell
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return cell, resources
+        if self._given_up:
+            self._fail(cell, "NotRun", "not run: the kernel died too often earlier in this notebook")
+            return cell, resources
+        if not self._guarded:
+            self._silent(f"import nstlab.course.guard as __g\n__g.snapshot({self._imports!r})\ndel __g")
+            self._guarded = True
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            self._silent(f"import nstlab.course.guard as __g\n__g.restore(globals(), {self._imports!r})\ndel __g")
+        try:
+            cell = self.execute_cell(cell, index, store_history=True)
+        except (DeadKernelError, CellTimeoutError, RuntimeError) as err:
+            died = isinstance(err, DeadKernelError) or "died" in str(err).lower()
+            reason = ("the kernel died while running this cell (os._exit, a crash, or a resource limit)" if died
+                      else "the cell did not stop when interrupted after the time limit")
+            self.log.warning("Cell %d of %s: %s; restarting the kernel", index,
+                             resources["nbgrader"].get("student"), reason)
+            self._fail(cell, "KernelDied" if died else "CellTimeoutError", reason)
+            _event(resources, "kernel", f"cell {index}: {reason}; kernel restarted", cell=index,
+                   grade_id=cell.metadata.get("nbgrader", {}).get("grade_id"))
+            self._failed.add(index)
+            self._recover(index, resources)
+        self.nb.cells[index] = cell
+        return cell, resources
+
+    def _fail(self, cell, ename: str, message: str) -> None:
+        cell.outputs = [*cell.get("outputs", []), nbformat.v4.new_output(
+            "error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])]
+
+    def _silent(self, code: str) -> None:
+        """Run grader code in the kernel, outside the notebook (no output, no history)."""
+        msg_id = self.kc.execute(code, silent=True, store_history=False)
+        self.wait_for_reply(msg_id)
+
+    def _recover(self, index: int, resources) -> None:
+        """Restart the kernel and replay the cells before ``index`` (not the ones that failed), outputs kept."""
+        while True:
+            self._restarts += 1
+            if self._restarts > self.max_restarts:
+                self._given_up = True
+                _event(resources, "kernel", f"gave up after {self.max_restarts} restarts; later cells not run")
+                return
+            from jupyter_core.utils import run_sync
+
+            run_sync(self.km.restart_kernel)(now=True)
+            self.kc.stop_channels()
+            self.kc = None
+            self.start_new_kernel_client()
+            self._guarded = False
+            try:
+                for earlier in range(index):
+                    cell = self.nb.cells[earlier]
+                    if cell.cell_type != "code" or earlier in self._failed or not cell.source.strip():
+                        continue
+                    if not self._guarded:
+                        self._silent(f"import nstlab.course.guard as __g\n__g.snapshot({self._imports!r})\ndel __g")
+                        self._guarded = True
+                    kept = self.nb.cells[earlier]
+                    self.execute_cell(copy.deepcopy(kept), earlier, store_history=True)
+                    self.nb.cells[earlier] = kept
+                return
+            except (DeadKernelError, CellTimeoutError, RuntimeError):
+                self.nb.cells[earlier] = kept
+                self._failed.add(earlier)
+                _event(resources, "kernel", f"cell {earlier}: the kernel died again while replaying it", cell=earlier)
+
+    def output(self, outs, msg, display_id, cell_index):
+        """Keep at most ``max_output_bytes`` of output per cell, and say where it was cut."""
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        used = self._bytes.get(cell_index, 0)
+        self._bytes[cell_index] = used + size
+        if used + size <= self.max_output_bytes:
+            return super().output(outs, msg, display_id, cell_index)
+        if used <= self.max_output_bytes:
+            outs.append(nbformat.v4.new_output(
+                "stream", name="stdout",
+                text=f"\n[output cut by the grader: this cell printed more than {self.max_output_bytes} bytes]\n"))
+        return None
+
+
+# ------------------------------------------------------------------------------------- policy and report
+
+
+# Names whose use in a submission is flagged for the instructor: they reach into the interpreter, the kernel
+# or the grader rather than compute an answer.
+SUSPICIOUS_NAMES = {"get_ipython", "__dict__", "vars", "__setattr__", "__code__", "__class__", "__globals__", "__builtins__", "__torch_function__",
+                    "__array_ufunc__", "__array_function__", "_exit", "ctypes", "gc", "builtins", "settrace",
+                    "setprofile", "modules", "showtraceback", "__import__", "import_module", "reload"}
+
+
+def _nstlab_aliases(trees) -> set[str]:
+    aliases = set()
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                aliases |= {(a.asname or a.name.split(".")[0]) for a in node.names if a.name.split(".")[0] == "nstlab"}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "nstlab":
+                aliases |= {a.asname or a.name for a in node.names}
+    return aliases
+
+
+def _library_names() -> dict[str, str]:
+    """Public functions of the library: name -> ``module.name`` where it lives."""
+    import importlib
+    import pkgutil
+
+    import nstlab
+
+    found: dict[str, str] = {}
+    for info in pkgutil.iter_modules(nstlab.__path__):
+        if info.ispkg or info.name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(f"nstlab.{info.name}")
+        except Exception:  # noqa: BLE001 -- a module that cannot import here holds no reference to protect
+            continue
+        for name, value in vars(module).items():
+            if callable(value) and not name.startswith("_") and getattr(value, "__module__", "") == module.__name__:
+                found.setdefault(name, f"nstlab.{info.name}.{name}")
+    return found
+
+
+def _references(tree, name: str, aliases: set[str]) -> bool:
+    """Whether ``tree`` reaches the library's ``name``: ``alias.name``, ``from nstlab... import name`` or getattr."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "nstlab":
+            if any(a.name == name for a in node.names):
+                return True
+        if isinstance(node, ast.Attribute) and node.attr == name:
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in aliases | {"nstlab"} or isinstance(base, ast.Call):
+                return True
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+                and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and node.args[1].value == name):
+            return True
+    return False
+
+
+def _parse(source: str):
+    try:
+        return ast.parse(re.sub(r"^\s*[%!].*$", "", source, flags=re.M))
+    except SyntaxError:
+        return None
+
+
+class LibraryPolicy(NbGraderPreprocessor):
+    """Zero the checks of an exercise answered with the library's own function; flag reaching into internals."""
+
+    release_directory = Unicode("", help="folder of the student release (notebooks/)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        release = _release_notebook(self.release_directory, resources)
+        given = {c.source for c in release.cells} if release is not None else set()
+        student_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+                         and not c.metadata.get("nbgrader", {}).get("locked")
+                         and (c.metadata.get("nbgrader", {}).get("solution") or c.source not in given)]
+        trees = [t for t in (_parse(c.source) for c in nb.cells if c.cell_type == "code") if t is not None]
+        aliases = _nstlab_aliases(trees)
+        student_trees = [(i, _parse(c.source)) for i, c in student_cells]
+        student_trees = [(i, t) for i, t in student_trees if t is not None]
+        library = _library_names()
+        for index, cell in enumerate(nb.cells):
+            if not cell.metadata.get("nbgrader", {}).get("solution") or cell.cell_type != "code":
+                continue
+            tree = _parse(cell.source)
+            defined = [n.name for n in (tree.body if tree else []) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+            for name in (n for n in defined if n in library):
+                if any(_references(t, name, aliases) for _, t in student_trees):
+                    self._zero(nb, index, name, library[name], resources)
+        for index, tree in student_trees:
+            used = sorted({n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} & SUSPICIOUS_NAMES
+                          | {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & SUSPICIOUS_NAMES
+                          | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
+                             for a in n.names} & SUSPICIOUS_NAMES
+                          | self._assigned_module_attributes(tree, aliases | {"np", "torch", "numpy"}))
+            if used:
+                _event(resources, "flagged", f"cell {index} uses {', '.join(used)}: look at it before trusting the "
+                       "grade", cell=index)
+        return nb, resources
+
+    @staticmethod
+    def _assigned_module_attributes(tree, modules: set[str]) -> set[str]:
+        names = set()
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, ast.AugAssign | ast.AnnAssign) else []
+            for target in targets:
+                if isinstance(target, ast.Attribute):
+                    base = target.value
+                    while isinstance(base, ast.Attribute):
+                        base = base.value
+                    if isinstance(base, ast.Name) and base.id in modules:
+                        names.add(f"an assignment to {ast.unparse(target)}")
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr"
+                    and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in modules):
+                names.add(f"setattr on {node.args[0].id}")
+        return names
+
+    def _zero(self, nb, solution_index: int, name: str, where: str, resources) -> None:
+        message = (f"{name} calls the library's own {where}. The exercise is to write it yourself, so its checks "
+                   f"score 0 (course policy: every other library function may be used).")
+        zeroed = []
+        for cell in nb.cells[solution_index + 1:]:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution"):
+                break
+            if meta.get("grade") and cell.cell_type == "code" and not any(
+                    o.get("ename") == "LibraryReferenceUsed" for o in cell.get("outputs", [])):
+                cell.outputs = [*cell.get("outputs", []), nbformat.v4.new_output(
+                    "error", ename="LibraryReferenceUsed", evalue=message,
+                    traceback=[f"LibraryReferenceUsed: {message}"])]
+                zeroed.append(meta.get("grade_id"))
+        _event(resources, "policy", message, grade_ids=zeroed)
+
+
+class WriteReport(NbGraderPreprocessor):
+    """Write what happened to this submission (events, graded) where ``nstlab course`` reads it."""
+
+    def preprocess(self, nb, resources):
+        from nstlab.course.reports import Report, write_report
+
+        info = resources["nbgrader"]
+        events = list({json.dumps(e, sort_keys=True): e for e in resources.get(EVENTS, [])}.values())
+        write_report(course_folder(info["db_url"]), Report(info["student"], info["assignment"], "graded", "", events))
+        return nb, resources
+
+
+# ------------------------------------------------------------------------------------------------ feedback
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _scrub_paths(text: str) -> str:
+    """Replace folders of the grading machine by neutral names."""
+    import nstlab
+
+    places = {str(Path(nstlab.__file__).resolve().parent): "<nstlab>", sys.prefix: "<python>",
+              sys.base_prefix: "<python>", os.path.expanduser("~"): "~"}
+    try:
+        from nstlab.course import course_root
+
+        places[str(course_root())] = "<course>"
+    except Exception:  # noqa: BLE001 -- feedback without a course root still gets the other replacements
+        pass
+    for path, name in sorted(places.items(), key=lambda item: -len(item[0])):
+        if len(path) > 1:
+            text = text.replace(path, name)
+    return re.sub(r"/tmp/nstlab-kernel-\w+", "<sandbox>", text)
+
+
+class SanitizeFeedback(NbGraderPreprocessor):
+    """Feedback a student may see: an error's message, never its traceback; no paths of the grading machine."""
+
+    max_output_bytes = Integer(MAX_OUTPUT_BYTES, help="bytes of output kept per cell").tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        kept, used = [], 0
+        for out in cell.get("outputs", []):
+            if out.output_type == "error":
+                evalue = _scrub_paths(_ANSI.sub("", str(out.get("evalue", ""))))
+                out.evalue = evalue
+                out.traceback = [f"{out.ename}: {evalue}"]
+            elif out.output_type == "stream":
+                out.text = _scrub_paths(out.text)
+            size = len(json.dumps(out, default=str))
+            if used + size > self.max_output_bytes:
+                kept.append(nbformat.v4.new_output("stream", name="stdout",
+                                                   text="[more output was cut from this feedback]\n"))
+                break
+            used += size
+            kept.append(out)
+        cell.outputs = kept
+        return cell, resources

@@ -1,0 +1,94 @@
+"""What happened to each submission when it was graded, and the grade export that says so.
+
+Every autograded submission leaves a report, ``course/reports/<assignment>/<student>.json``, written by
+:class:`nstlab.course.grading.WriteReport` (graded) or by ``nstlab course autograde`` (not graded, with the
+reason). A report holds a status and a list of events: ``repaired`` (damaged metadata restored),
+``tampered`` (a locked cell was edited; restored), ``kernel`` (the kernel died or hung; restarted),
+``policy`` (an exercise answered with the library's own function), ``flagged`` (code for the instructor to
+look at) and ``unsafe`` (graded without the sandbox).
+
+:class:`StatusCsvExport` is nbgrader's CSV export with two more columns, ``status`` and ``notes``, so
+that a student who could not be graded reads "not graded: <reason>" and never a bare 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbgrader.plugins.export import CsvExportPlugin
+
+# Event kinds that make a graded submission "flagged" in the summary: worth an instructor's look.
+FLAGGING = ("repaired", "tampered", "kernel", "policy", "flagged", "unsafe")
+
+
+@dataclass
+class Report:
+    student: str
+    assignment: str
+    status: str  # "graded" or "not graded"
+    reason: str = ""
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def flags(self) -> list[str]:
+        seen = dict.fromkeys(e["message"] for e in self.events if e.get("kind") in FLAGGING)
+        return list(seen)
+
+
+def reports_folder(course: Path, assignment: str) -> Path:
+    return course / "reports" / assignment
+
+
+def read_report(course: Path, assignment: str, student: str) -> Report | None:
+    path = reports_folder(course, assignment) / f"{student}.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return Report(student, assignment, data.get("status", "graded"), data.get("reason", ""), data.get("events", []))
+
+
+def write_report(course: Path, report: Report) -> Path:
+    path = reports_folder(course, report.assignment) / f"{report.student}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"student": report.student, "assignment": report.assignment,
+                                "status": report.status, "reason": report.reason, "events": report.events},
+                               indent=1))
+    return path
+
+
+def status_text(report: Report | None) -> tuple[str, str]:
+    """The ``status`` and ``notes`` columns of the export for one submission."""
+    if report is None:
+        return "graded", ""
+    if report.status != "graded":
+        return f"not graded: {report.reason}", ""
+    return ("flagged" if report.flags else "graded"), "; ".join(report.flags)
+
+
+class StatusCsvExport(CsvExportPlugin):
+    """nbgrader's CSV export, plus ``status`` and ``notes``; a student not graded has no score, only the reason."""
+
+    def export(self, gradebook) -> None:
+        super().export(gradebook)
+        dest = Path(self.to or "grades.csv")
+        db_url = self.parent.coursedir.db_url if hasattr(self.parent, "coursedir") else str(gradebook.engine.url)
+        course = Path(db_url.removeprefix("sqlite:///")).parent
+        with dest.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        keys = [*(rows[0].keys() if rows else []), "status", "notes"]
+        for row in rows:
+            if not row.get("timestamp") and read_report(course, row["assignment"], row["student_id"]) is None:
+                status, notes = "no submission", ""
+            else:
+                status, notes = status_text(read_report(course, row["assignment"], row["student_id"]))
+                if status.startswith("not graded"):
+                    row["raw_score"] = row["score"] = ""
+            row["status"], row["notes"] = status, notes
+        with dest.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys or ["status", "notes"])
+            writer.writeheader()
+            writer.writerows(rows)
