@@ -69,7 +69,7 @@ for name in ("RepairMetadata", "RestoreCells", "SandboxedExecute", "LibraryPolic
 # each error as its message only (a traceback would quote hidden-test lines, library source and paths).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "nbgrader.preprocessors.ClearHiddenTests",
+    "nstlab.course.grading.ClearHiddenTestsOfChecks",
     "nstlab.course.grading.SanitizeFeedback",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
                                     unsafe=args.unsafe)
             print(done.summary())
         elif args.action == "feedback":
-            course.feedback(args.assignment)
+            for problem in course.feedback(args.assignment):
+                print(f"no feedback for {problem}")
         elif args.action == "export":
             print(f"grades written to {course.export(args.to)}")
         elif args.action == "publish":

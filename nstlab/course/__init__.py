@@ -20,6 +20,7 @@ assignments are the released notebooks, :func:`start` works as here, and the gra
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -277,16 +278,29 @@ def autograde(name: str, *, student: str | None = None, timeout: int | None = No
             _run_in_parallel(name, runnable, root, Path(scratch), jobs, options)
             options.append(f"--SandboxedExecute.reuse_directory={scratch}")
         args = ["autograde", name, "--force", *([f"--student={student}"] if student else []), *options]
-        nbgrader(*args, root=root, check=False, capture=quiet)
+        result = nbgrader(*args, root=root, check=False, capture=True)
+        if not quiet:
+            print(result.stdout, result.stderr, sep="", end="")
     found = []
     for who in students:
         report = reports.read_report(course, name, who)
         if report is None:
-            reason = failed.get(who) or "nbgrader could not grade it (its error is in the log above)"
+            reason = failed.get(who) or f"nbgrader could not grade it ({_nbgrader_error(result.stderr, who)})"
             report = reports.Report(who, name, "not graded", reason)
             reports.write_report(course, report)
         found.append(report)
     return Autograded(name, found, time.perf_counter() - start, jobs)
+
+
+def _nbgrader_error(log: str, student: str) -> str:
+    """The last error nbgrader logged before giving up on ``student`` (its log names the student after it)."""
+    lines = log.splitlines()
+    marker = f"for student '{student}'"
+    ends = [i for i, line in enumerate(lines) if marker in line and "error" in line.lower()]
+    for line in reversed(lines[max(0, ends[0] - 40):ends[0]] if ends else []):
+        if re.match(r"^\w+(\.\w+)*(Error|Exception|Exit)\b.*:", line.strip()):
+            return line.strip()[:300]
+    return "see the autograde log"
 
 
 def _run_in_parallel(name: str, students: list[str], root: Path, scratch: Path, jobs: int,
@@ -320,13 +334,26 @@ def _run_in_parallel(name: str, students: list[str], root: Path, scratch: Path, 
         list(pool.map(grade_one, students))
 
 
-def feedback(name: str, *, root: Path | None = None, quiet: bool = False) -> None:
-    """Write HTML feedback for every autograded submission of an assignment into ``course/feedback/``."""
+def feedback(name: str, *, root: Path | None = None, quiet: bool = False) -> list[str]:
+    """Write HTML feedback for every autograded submission of an assignment into ``course/feedback/``.
+
+    Returns:
+        ``"student: reason"`` for each autograded submission whose feedback could not be made (the others
+        are written all the same).
+    """
     root = root or course_root()
     _refuse_in_student_copy(root)
     _check_assignment(name, root)
-    nbgrader("generate_feedback", name, "--force", *(["--log-level=WARN"] if quiet else []),
-             root=root, capture=quiet)
+    result = nbgrader("generate_feedback", name, "--force", *(["--log-level=WARN"] if quiet else []),
+                      root=root, check=False, capture=True)
+    if not quiet:
+        print(result.stdout, result.stderr, sep="", end="")
+    missing = []
+    for graded in sorted((root / "course" / "autograded").glob(f"*/{name}/{name}.ipynb")):
+        student = graded.parent.parent.name
+        if not (root / "course" / "feedback" / student / name / f"{name}.html").is_file():
+            missing.append(f"{student}: {_nbgrader_error(result.stderr, student)}")
+    return missing
 
 
 def export(to: str | Path, *, root: Path | None = None, quiet: bool = False) -> Path:

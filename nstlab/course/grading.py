@@ -39,7 +39,7 @@ from pathlib import Path
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, OverwriteCells
 from nbgrader.preprocessors.execute import Execute
 from traitlets import Bool, Integer, Unicode
 
@@ -78,7 +78,7 @@ class RepairMetadata(NbGraderPreprocessor):
     release_directory = Unicode("", help="folder of the student release (notebooks/)").tag(config=True)
 
     def preprocess(self, nb, resources):
-        from nbgrader.nbgraderformat import MetadataValidator, ValidationError
+        from nbgrader.nbgraderformat import MetadataValidator
 
         release = _release_notebook(self.release_directory, resources)
         validator = MetadataValidator()
@@ -93,7 +93,7 @@ class RepairMetadata(NbGraderPreprocessor):
                 validator.validate_cell(copy.deepcopy(cell))
                 grade_id = cell.metadata.nbgrader.get("grade_id")
                 ok = isinstance(grade_id, str) and (not by_id or grade_id in by_id)
-            except (ValidationError, AttributeError, TypeError, KeyError, ValueError):
+            except Exception:  # noqa: BLE001 -- any damage (schema too old or new, wrong types) is repaired
                 ok = False
             if ok:
                 position += 1
@@ -413,11 +413,20 @@ class LibraryPolicy(NbGraderPreprocessor):
                           | {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & SUSPICIOUS_NAMES
                           | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
                              for a in n.names} & SUSPICIOUS_NAMES
-                          | self._assigned_module_attributes(tree, aliases | {"np", "torch", "numpy"}))
+                          | self._assigned_module_attributes(tree, aliases | {"np", "torch", "numpy"})
+                          | self._array_subclasses(tree))
             if used:
                 _event(resources, "flagged", f"cell {index} uses {', '.join(used)}: look at it before trusting the "
                        "grade", cell=index)
         return nb, resources
+
+    @staticmethod
+    def _array_subclasses(tree) -> set[str]:
+        """Classes derived from a tensor or an array: the way to make comparisons lie."""
+        return {f"a subclass of {ast.unparse(base)} ({node.name})" for node in ast.walk(tree)
+                if isinstance(node, ast.ClassDef) for base in node.bases
+                if isinstance(base, ast.Attribute | ast.Name) and ast.unparse(base).split(".")[-1] in
+                ("Tensor", "ndarray", "Parameter")}
 
     @staticmethod
     def _assigned_module_attributes(tree, modules: set[str]) -> set[str]:
@@ -488,6 +497,20 @@ def _scrub_paths(text: str) -> str:
         if len(path) > 1:
             text = text.replace(path, name)
     return re.sub(r"/tmp/nstlab-kernel-\w+", "<sandbox>", text)
+
+
+class ClearHiddenTestsOfChecks(ClearHiddenTests):
+    """nbgrader's removal of hidden tests, from the check cells only.
+
+    A student's own cell that merely mentions the hidden-tests marker (in a string, say) would otherwise make
+    nbgrader refuse that student's feedback.
+    """
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        meta = cell.metadata.get("nbgrader", {})
+        if not (meta.get("grade") and meta.get("locked")):
+            return cell, resources
+        return super().preprocess_cell(cell, resources, cell_index)
 
 
 class SanitizeFeedback(NbGraderPreprocessor):
