@@ -406,7 +406,12 @@ class LibraryPolicy(NbGraderPreprocessor):
             tree = _parse(cell.source)
             defined = [n.name for n in (tree.body if tree else []) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
             for name in (n for n in defined if n in library):
-                if any(_references(t, name, aliases) for _, t in student_trees):
+                # Inside the exercise's own cell, or a student cell that rebinds its name; the library's function
+                # remains usable in every other exercise (predict may call the library's step).
+                rebinding = [t for _, t in student_trees if any(
+                    isinstance(node, ast.Assign) and any(isinstance(g, ast.Name) and g.id == name for g in node.targets)
+                    for node in ast.walk(t))]
+                if any(_references(t, name, aliases) for t in [tree, *rebinding]):
                     self._zero(nb, index, name, library[name], resources)
         for index, tree in student_trees:
             used = sorted({n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} & SUSPICIOUS_NAMES
