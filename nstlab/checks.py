@@ -292,6 +292,24 @@ def _constant_ratio(a: np.ndarray, e: np.ndarray) -> float | None:
     return None
 
 
+def check_equal(actual: Any, expected: Any, *, name: str = "the result", hint: str = "") -> None:
+    """Fail unless ``actual`` equals ``expected`` exactly, entry by entry (counts, labels, integer lists).
+
+    Both are compared as float64 copies made here, like :func:`check_close`, so an object that answers
+    ``==`` with ``True`` whatever it is compared with cannot pass.
+
+    Example:
+        >>> check_equal([2, 1, 0], [2, 1, 0], name="errors")
+        >>> check_equal([2, 1], [2, 1, 0], name="errors", hint="Stop at 0?")
+        Traceback (most recent call last):
+        ...
+        nstlab.checks.CheckFailed: errors: yours [2.0, 1.0], expected [2.0, 1.0, 0.0]. Stop at 0?
+    """
+    a, e = _as_float64(actual, name), _as_float64(expected, "the expected value")
+    if a.shape != e.shape or not np.array_equal(a, e):
+        raise CheckFailed(f"{name}: yours {a.tolist()}, expected {e.tolist()}." + (f" {hint}" if hint else ""))
+
+
 def check_true(condition: bool, message: str) -> None:
     """Fail with ``message`` unless ``condition`` holds.
 

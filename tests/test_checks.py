@@ -371,3 +371,17 @@ def test_check_true_refuses_a_condition_that_only_claims_to_hold():
         check_true((RIGHT == WRONG).all(), "tensors differ")
     with pytest.raises(CheckFailed, match="3 entries"):
         check_true(RIGHT == RIGHT, "ambiguous")
+
+
+def test_check_equal_compares_plain_copies_so_an_always_equal_list_is_refused():
+    from nstlab.checks import check_equal
+
+    class AlwaysEqual(list):
+        def __eq__(self, other):
+            return True
+
+    check_equal([2, 1, 0], [2, 1, 0], name="errors")
+    with pytest.raises(CheckFailed, match=r"errors: yours \[2.0, 1.0\], expected \[2.0, 1.0, 0.0\]. Stop at 0\?"):
+        check_equal([2, 1], [2, 1, 0], name="errors", hint="Stop at 0?")
+    with pytest.raises(CheckFailed):
+        check_equal(AlwaysEqual([9, 9, 9]), [2, 1, 0], name="errors")

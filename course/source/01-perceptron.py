@@ -314,9 +314,8 @@ def train(X, y, *, epochs=10, eta=perceptron.DEFAULT_ETA):
 X, y = data.logic_gate("or")
 mine, reference = train(X, y, epochs=10, eta=0.1), perceptron.train(X, y, epochs=10, eta=0.1)
 checks.check_type(mine, Run, name="train(X, y)")
-checks.check_true(mine.errors == reference.errors,
-                  f"mistakes per epoch on OR: yours {mine.errors}, expected {reference.errors}. "
-                  "Do you visit the rows in order, count errors after the whole epoch, and stop at 0?")
+checks.check_equal(mine.errors, reference.errors, name="mistakes per epoch on OR",
+                   hint="Do you visit the rows in order, count errors after the whole epoch, and stop at 0?")
 checks.check_close(mine.w, reference.w, name="final w on OR")
 checks.check_close(mine.b, reference.b, name="final b on OR")
 checks.check_close(mine.ws, reference.ws, name="ws (initial weights, then one row per epoch)")
@@ -326,13 +325,13 @@ checks.passed("train")
 for gate_name in ("and", "nand", "xor"):
     Xg, yg = data.logic_gate(gate_name)
     mine, reference = train(Xg, yg, epochs=12, eta=0.5), perceptron.train(Xg, yg, epochs=12, eta=0.5)
-    checks.check_true(mine.errors == reference.errors, f"{gate_name}: errors {mine.errors} vs {reference.errors}")
+    checks.check_equal(mine.errors, reference.errors, name=f"mistakes per epoch on {gate_name}")
     checks.check_close(mine.ws, reference.ws, name=f"ws on {gate_name}")
 g = torch.Generator().manual_seed(3)
 X = torch.randn(30, 3, generator=g, dtype=torch.float64)
 y = (X @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) + 0.3 > 0).double()
 mine, reference = train(X, y, epochs=50, eta=0.2), perceptron.train(X, y, epochs=50, eta=0.2)
-checks.check_true(mine.errors == reference.errors, "errors differ on random separable 3-D data")
+checks.check_equal(mine.errors, reference.errors, name="mistakes per epoch on random separable 3-D data")
 checks.check_close(mine.w, reference.w, name="w on random separable 3-D data")
 ### END HIDDEN TESTS
 

@@ -89,7 +89,7 @@ zz = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(21), dtype=tor
 zz_req = zz.clone().requires_grad_(True)
 (autograd_d,) = torch.autograd.grad(torch.sigmoid(zz_req).sum(), zz_req)
 checks.check_close(sigmoid_prime(zz), autograd_d, name="sigmoid_prime against autograd on a (3, 4, 5) tensor")
-checks.check_true(sigmoid_prime(zz).dtype == torch.float64, "sigmoid_prime should keep the dtype of z")
+checks.check_dtype(sigmoid_prime(zz), torch.float64, name="sigmoid_prime of a float64 z")
 ### END HIDDEN TESTS
 
 # %% [markdown]
