@@ -270,14 +270,14 @@ def autograde(name: str, *, student: str | None = None, timeout: int | None = No
             failed[who] = reason
     options = [f"--Execute.timeout={timeout}"] if timeout is not None else []
     options += ["--SandboxedExecute.unsafe=True"] if unsafe else []
-    options += ["--log-level=WARN"] if quiet else []
     runnable = [who for who in students if who not in failed]
     jobs = max(1, min(jobs, len(runnable) or 1))
     with tempfile.TemporaryDirectory(prefix="nstlab-grading-") as scratch:
         if jobs > 1:
             _run_in_parallel(name, runnable, root, Path(scratch), jobs, options)
             options.append(f"--SandboxedExecute.reuse_directory={scratch}")
-        args = ["autograde", name, "--force", *([f"--student={student}"] if student else []), *options]
+        args = ["autograde", name, "--force", *([f"--student={student}"] if student else []), *options,
+                *(["--log-level=WARN"] if quiet else [])]
         result = nbgrader(*args, root=root, check=False, capture=True)
         if not quiet:
             print(result.stdout, result.stderr, sep="", end="")
@@ -305,33 +305,31 @@ def _nbgrader_error(log: str, student: str) -> str:
 
 def _run_in_parallel(name: str, students: list[str], root: Path, scratch: Path, jobs: int,
                      options: list[str]) -> None:
-    """Execute each submission in its own nbgrader process and sandbox, ``jobs`` at a time.
+    """Execute the submissions in ``jobs`` nbgrader processes at once, each with its own sandboxes.
 
-    Each process grades into ``scratch`` against a private copy of the gradebook, so no two processes write
-    one database; the caller's single nbgrader run then reuses their executed notebooks and records grades.
+    Job k grades every k-th submission, from a copy of their folders, into ``scratch``, against a private
+    copy of the gradebook, so no two processes write one database; the caller's single nbgrader run then
+    reuses their executed notebooks and records the grades. One process per job, not per submission: an
+    nbgrader process takes seconds to start.
     """
-    import queue
     from concurrent.futures import ThreadPoolExecutor
 
     gradebook = root / "course" / "gradebook.db"
-    slots: queue.Queue[int] = queue.Queue()
-    for slot in range(jobs):
-        slots.put(slot)
 
-    def grade_one(who: str) -> None:
-        slot = slots.get()
-        try:
-            private = scratch / f"gradebook-{who}.db"
-            shutil.copyfile(gradebook, private)
-            nbgrader("autograde", name, "--force", f"--student={who}", f"--CourseDirectory.db_url=sqlite:///{private}",
-                     f"--CourseDirectory.autograded_directory={scratch / 'autograded'}",
-                     f"--SandboxKernelManager.slot={slot}", "--log-level=ERROR", *options,
-                     root=root, check=False, capture=True)
-        finally:
-            slots.put(slot)
+    def grade_group(slot: int) -> None:
+        submitted = scratch / f"submitted-{slot}"
+        for who in students[slot::jobs]:
+            shutil.copytree(root / "course" / "submitted" / who, submitted / who)
+        private = scratch / f"gradebook-{slot}.db"
+        shutil.copyfile(gradebook, private)
+        nbgrader("autograde", name, "--force", f"--CourseDirectory.submitted_directory={submitted}",
+                 f"--CourseDirectory.db_url=sqlite:///{private}",
+                 f"--CourseDirectory.autograded_directory={scratch / 'autograded'}",
+                 f"--SandboxKernelManager.slot={slot}", "--log-level=ERROR", *options,
+                 root=root, check=False, capture=True)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(grade_one, students))
+        list(pool.map(grade_group, range(jobs)))
 
 
 def feedback(name: str, *, root: Path | None = None, quiet: bool = False) -> list[str]:

@@ -209,6 +209,7 @@ class SandboxedExecute(Execute):
         self._guarded = False
         nb, resources = super().preprocess(nb, resources, km)
         resources[EVENTS] = events
+        resources["nstlab_executed"] = "this process"
         return nb, resources
 
     def _reuse(self, nb, resources) -> bool:
@@ -232,6 +233,7 @@ class SandboxedExecute(Execute):
         resources[EVENTS] += [e for e in ran_events if json.dumps(e, sort_keys=True) not in known]
         nb.metadata["language_info"] = executed.metadata.get("language_info", {"name": "python"})
         self.log.info("Outputs of %s taken from its parallel run", info["student"])
+        resources["nstlab_executed"] = "parallel job"
         return True
 
     # ---- one cell
@@ -476,7 +478,8 @@ class WriteReport(NbGraderPreprocessor):
 
         info = resources["nbgrader"]
         events = list({json.dumps(e, sort_keys=True): e for e in resources.get(EVENTS, [])}.values())
-        write_report(course_folder(info["db_url"]), Report(info["student"], info["assignment"], "graded", "", events))
+        write_report(course_folder(info["db_url"]), Report(info["student"], info["assignment"], "graded", "", events,
+                                                           resources.get("nstlab_executed", "")))
         return nb, resources
 
 

@@ -31,6 +31,7 @@ class Report:
     status: str  # "graded" or "not graded"
     reason: str = ""
     events: list[dict] = field(default_factory=list)
+    executed: str = ""  # where its notebook ran: "this process" or "parallel job" (--jobs)
 
     @property
     def flags(self) -> list[str]:
@@ -48,14 +49,16 @@ def read_report(course: Path, assignment: str, student: str) -> Report | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return Report(student, assignment, data.get("status", "graded"), data.get("reason", ""), data.get("events", []))
+    return Report(student, assignment, data.get("status", "graded"), data.get("reason", ""), data.get("events", []),
+                  data.get("executed", ""))
 
 
 def write_report(course: Path, report: Report) -> Path:
     path = reports_folder(course, report.assignment) / f"{report.student}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"student": report.student, "assignment": report.assignment,
-                                "status": report.status, "reason": report.reason, "events": report.events},
+                                "status": report.status, "reason": report.reason, "events": report.events,
+                                "executed": report.executed},
                                indent=1))
     return path
 
