@@ -54,7 +54,7 @@ c.Autograde.sanitize_preprocessors = [
 c.Autograde.autograde_preprocessors = [
     "nstlab.course.grading.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
-    "nstlab.course.grading.LibraryPolicy",
+    "nstlab.course.policy.LibraryPolicy",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
@@ -69,8 +69,8 @@ for name in ("RepairMetadata", "RestoreCells", "SandboxedExecute", "LibraryPolic
 # each error as its message only (a traceback would quote hidden-test lines, library source and paths).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "nstlab.course.grading.ClearHiddenTestsOfChecks",
-    "nstlab.course.grading.SanitizeFeedback",
+    "nstlab.course.feedback.ClearHiddenTestsOfChecks",
+    "nstlab.course.feedback.SanitizeFeedback",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from nstlab.course.grading import EVENTS, LibraryPolicy, SanitizeFeedback
+from nstlab.course.feedback import SanitizeFeedback
+from nstlab.course.grading import EVENTS
+from nstlab.course.policy import LibraryPolicy
 
 
 def _solution(grade_id: str, source: str):

@@ -16,13 +16,13 @@ run
                            restored before every graded cell (:mod:`nstlab.course.guard`); a kernel that dies
                            or ignores the interrupt is restarted, the cells before replayed, and grading goes on
                            with the next cell, so it costs only the cells it could not run; outputs capped
-:class:`LibraryPolicy`     an exercise answered by calling the library's own function of the same name scores 0
-                           for its checks, with a message saying why; code that reaches into the grader's or
-                           the interpreter's machinery is flagged for the instructor
+:class:`LibraryPolicy`     (in :mod:`nstlab.course.policy`) an exercise answered by calling the library's own
+                           function of the same name scores 0 for its checks, with a message saying why; code
+                           that reaches into the grader's or the interpreter's machinery is flagged
 :class:`WriteReport`       what happened to the submission, in ``course/reports/<assignment>/<student>.json``
 feedback
-:class:`SanitizeFeedback`  errors shown as their message only (no hidden-test lines, no library source, no
-                           absolute paths), outputs capped
+:class:`SanitizeFeedback`  (in :mod:`nstlab.course.feedback`) errors shown as their message only (no
+                           hidden-test lines, no library source, no absolute paths), outputs capped
 =========================  ===================================================================================
 """
 
@@ -31,15 +31,13 @@ from __future__ import annotations
 import ast
 import copy
 import json
-import os
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, OverwriteCells
+from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
 from nbgrader.preprocessors.execute import Execute
 from traitlets import Bool, Integer, Unicode
 
@@ -50,7 +48,7 @@ MAX_OUTPUT_BYTES = 100_000
 EVENTS = "nstlab_events"  # key of the events list in nbconvert's resources and in the notebook's metadata
 
 
-def _event(resources: dict, kind: str, message: str, **extra) -> None:
+def add_event(resources: dict, kind: str, message: str, **extra) -> None:
     resources.setdefault(EVENTS, []).append({"kind": kind, "message": message, **extra})
 
 
@@ -59,7 +57,7 @@ def course_folder(db_url: str) -> Path:
     return Path(db_url.removeprefix("sqlite:///")).parent
 
 
-def _release_notebook(release_directory: str, resources: dict) -> nbformat.NotebookNode | None:
+def release_notebook(release_directory: str, resources: dict) -> nbformat.NotebookNode | None:
     info = resources.get("nbgrader", {})
     path = Path(release_directory) / info.get("assignment", "") / f"{info.get('notebook', '')}.ipynb"
     return nbformat.read(path, as_version=4) if release_directory and path.is_file() else None
@@ -80,7 +78,7 @@ class RepairMetadata(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         from nbgrader.nbgraderformat import MetadataValidator
 
-        release = _release_notebook(self.release_directory, resources)
+        release = release_notebook(self.release_directory, resources)
         validator = MetadataValidator()
         templates = _grader_cells(release) if release is not None else []
         by_id = {c.metadata.nbgrader.get("grade_id"): c for c in templates}
@@ -106,11 +104,11 @@ class RepairMetadata(NbGraderPreprocessor):
             position += 1
             if template is not None:
                 cell.metadata["nbgrader"] = copy.deepcopy(template.metadata.nbgrader)
-                _event(resources, "repaired", f"cell {index}: damaged nbgrader metadata restored from the release "
+                add_event(resources, "repaired", f"cell {index}: damaged nbgrader metadata restored from the release "
                        f"({template.metadata.nbgrader.get('grade_id')})", cell=index)
             else:
                 del cell.metadata["nbgrader"]
-                _event(resources, "flagged", f"cell {index}: damaged nbgrader metadata that matches no cell of "
+                add_event(resources, "flagged", f"cell {index}: damaged nbgrader metadata that matches no cell of "
                        "the release; graded as an ordinary cell", cell=index)
         nb.metadata[EVENTS] = resources.get(EVENTS, [])
         return nb, resources
@@ -127,7 +125,7 @@ class RestoreCells(OverwriteCells):
     release_directory = Unicode("", help="folder of the student release (notebooks/)").tag(config=True)
 
     def preprocess(self, nb, resources):
-        release = _release_notebook(self.release_directory, resources)
+        release = release_notebook(self.release_directory, resources)
         self._released = {c.metadata.nbgrader.get("grade_id"): c.source
                           for c in (_grader_cells(release) if release is not None else [])}
         self._resources = resources
@@ -147,14 +145,14 @@ class RestoreCells(OverwriteCells):
                 released = re.sub(r"\n?### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", cell.source, flags=re.S)
             if submitted.strip() != released.strip():
                 self.log.warning("Locked cell %s was edited by the student; restored from the gradebook", grade_id)
-                _event(self._resources, "tampered", f"locked cell {grade_id} was edited; restored before grading",
+                add_event(self._resources, "tampered", f"locked cell {grade_id} was edited; restored before grading",
                        cell=cell_index, grade_id=grade_id)
         return cell, resources
 
     def report_change(self, name, attr, old, new):
         if attr != "checksum":  # checksum changes are judged in preprocess_cell, against the release
             super().report_change(name, attr, old, new)
-            _event(self._resources, "tampered", f"cell {name}: its {attr} was changed from {old} to {new}; restored",
+            add_event(self._resources, "tampered", f"cell {name}: its {attr} was changed from {old} to {new}; restored",
                    grade_id=name)
 
 
@@ -195,12 +193,12 @@ class SandboxedExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         events = resources.setdefault(EVENTS, list(nb.metadata.get(EVENTS, [])))
         if self.unsafe:
-            _event(resources, "unsafe", "graded without the sandbox (--unsafe)")
+            add_event(resources, "unsafe", "graded without the sandbox (--unsafe)")
         if self._reuse(nb, resources):
             return nb, resources
         # The instructor's imports, from the release: a submission's own cells must not choose what the guard
         # re-imports before each check.
-        release = _release_notebook(self.release_directory, resources)
+        release = release_notebook(self.release_directory, resources)
         self._imports = _imports_of(release if release is not None else nb)
         self._failed: set[int] = set()
         self._restarts = 0
@@ -257,7 +255,7 @@ class SandboxedExecute(Execute):
             self.log.warning("Cell %d of %s: %s; restarting the kernel", index,
                              resources["nbgrader"].get("student"), reason)
             self._fail(cell, "KernelDied" if died else "CellTimeoutError", reason)
-            _event(resources, "kernel", f"cell {index}: {reason}; kernel restarted", cell=index,
+            add_event(resources, "kernel", f"cell {index}: {reason}; kernel restarted", cell=index,
                    grade_id=cell.metadata.get("nbgrader", {}).get("grade_id"))
             self._failed.add(index)
             self._recover(index, resources)
@@ -279,7 +277,7 @@ class SandboxedExecute(Execute):
             self._restarts += 1
             if self._restarts > self.max_restarts:
                 self._given_up = True
-                _event(resources, "kernel", f"gave up after {self.max_restarts} restarts; later cells not run")
+                add_event(resources, "kernel", f"gave up after {self.max_restarts} restarts; later cells not run")
                 return
             from jupyter_core.utils import run_sync
 
@@ -303,7 +301,7 @@ class SandboxedExecute(Execute):
             except (DeadKernelError, CellTimeoutError, RuntimeError):
                 self.nb.cells[earlier] = kept
                 self._failed.add(earlier)
-                _event(resources, "kernel", f"cell {earlier}: the kernel died again while replaying it", cell=earlier)
+                add_event(resources, "kernel", f"cell {earlier}: the kernel died again while replaying it", cell=earlier)
 
     def output(self, outs, msg, display_id, cell_index):
         """Keep at most ``max_output_bytes`` of output per cell, and say where it was cut."""
@@ -319,157 +317,6 @@ class SandboxedExecute(Execute):
         return None
 
 
-# ------------------------------------------------------------------------------------- policy and report
-
-
-# Names whose use in a submission is flagged for the instructor: they reach into the interpreter, the kernel
-# or the grader rather than compute an answer.
-SUSPICIOUS_NAMES = {"get_ipython", "__dict__", "vars", "__setattr__", "__code__", "__class__", "__globals__", "__builtins__", "__torch_function__",
-                    "__array_ufunc__", "__array_function__", "_exit", "ctypes", "gc", "builtins", "settrace",
-                    "setprofile", "modules", "showtraceback", "__import__", "import_module", "reload"}
-
-
-def _nstlab_aliases(trees) -> set[str]:
-    aliases = set()
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                aliases |= {(a.asname or a.name.split(".")[0]) for a in node.names if a.name.split(".")[0] == "nstlab"}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "nstlab":
-                aliases |= {a.asname or a.name for a in node.names}
-    return aliases
-
-
-def _library_names() -> dict[str, str]:
-    """Public functions of the library: name -> ``module.name`` where it lives."""
-    import importlib
-    import pkgutil
-
-    import nstlab
-
-    found: dict[str, str] = {}
-    for info in pkgutil.iter_modules(nstlab.__path__):
-        if info.ispkg or info.name.startswith("_"):
-            continue
-        try:
-            module = importlib.import_module(f"nstlab.{info.name}")
-        except Exception:  # noqa: BLE001 -- a module that cannot import here holds no reference to protect
-            continue
-        for name, value in vars(module).items():
-            if callable(value) and not name.startswith("_") and getattr(value, "__module__", "") == module.__name__:
-                found.setdefault(name, f"nstlab.{info.name}.{name}")
-    return found
-
-
-def _references(tree, name: str, aliases: set[str]) -> bool:
-    """Whether ``tree`` reaches the library's ``name``: ``alias.name``, ``from nstlab... import name`` or getattr."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "nstlab":
-            if any(a.name == name for a in node.names):
-                return True
-        if isinstance(node, ast.Attribute) and node.attr == name:
-            base = node.value
-            while isinstance(base, ast.Attribute):
-                base = base.value
-            if isinstance(base, ast.Name) and base.id in aliases | {"nstlab"} or isinstance(base, ast.Call):
-                return True
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
-                and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and node.args[1].value == name):
-            return True
-    return False
-
-
-def _parse(source: str):
-    try:
-        return ast.parse(re.sub(r"^\s*[%!].*$", "", source, flags=re.M))
-    except SyntaxError:
-        return None
-
-
-class LibraryPolicy(NbGraderPreprocessor):
-    """Zero the checks of an exercise answered with the library's own function; flag reaching into internals."""
-
-    release_directory = Unicode("", help="folder of the student release (notebooks/)").tag(config=True)
-
-    def preprocess(self, nb, resources):
-        release = _release_notebook(self.release_directory, resources)
-        given = {c.source for c in release.cells} if release is not None else set()
-        student_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"
-                         and not c.metadata.get("nbgrader", {}).get("locked")
-                         and (c.metadata.get("nbgrader", {}).get("solution") or c.source not in given)]
-        trees = [t for t in (_parse(c.source) for c in nb.cells if c.cell_type == "code") if t is not None]
-        aliases = _nstlab_aliases(trees)
-        student_trees = [(i, _parse(c.source)) for i, c in student_cells]
-        student_trees = [(i, t) for i, t in student_trees if t is not None]
-        library = _library_names()
-        for index, cell in enumerate(nb.cells):
-            if not cell.metadata.get("nbgrader", {}).get("solution") or cell.cell_type != "code":
-                continue
-            tree = _parse(cell.source)
-            defined = [n.name for n in (tree.body if tree else []) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
-            for name in (n for n in defined if n in library):
-                # Inside the exercise's own cell, or a student cell that rebinds its name; the library's function
-                # remains usable in every other exercise (predict may call the library's step).
-                rebinding = [t for _, t in student_trees if any(
-                    isinstance(node, ast.Assign) and any(isinstance(g, ast.Name) and g.id == name for g in node.targets)
-                    for node in ast.walk(t))]
-                if any(_references(t, name, aliases) for t in [tree, *rebinding]):
-                    self._zero(nb, index, name, library[name], resources)
-        for index, tree in student_trees:
-            used = sorted({n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} & SUSPICIOUS_NAMES
-                          | {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & SUSPICIOUS_NAMES
-                          | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
-                             for a in n.names} & SUSPICIOUS_NAMES
-                          | self._assigned_module_attributes(tree, aliases | {"np", "torch", "numpy"})
-                          | self._array_subclasses(tree))
-            if used:
-                _event(resources, "flagged", f"cell {index} uses {', '.join(used)}: look at it before trusting the "
-                       "grade", cell=index)
-        return nb, resources
-
-    @staticmethod
-    def _array_subclasses(tree) -> set[str]:
-        """Classes derived from a tensor or an array: the way to make comparisons lie."""
-        return {f"a subclass of {ast.unparse(base)} ({node.name})" for node in ast.walk(tree)
-                if isinstance(node, ast.ClassDef) for base in node.bases
-                if isinstance(base, ast.Attribute | ast.Name) and ast.unparse(base).split(".")[-1] in
-                ("Tensor", "ndarray", "Parameter")}
-
-    @staticmethod
-    def _assigned_module_attributes(tree, modules: set[str]) -> set[str]:
-        names = set()
-        for node in ast.walk(tree):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-                node, ast.AugAssign | ast.AnnAssign) else []
-            for target in targets:
-                if isinstance(target, ast.Attribute):
-                    base = target.value
-                    while isinstance(base, ast.Attribute):
-                        base = base.value
-                    if isinstance(base, ast.Name) and base.id in modules:
-                        names.add(f"an assignment to {ast.unparse(target)}")
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr"
-                    and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in modules):
-                names.add(f"setattr on {node.args[0].id}")
-        return names
-
-    def _zero(self, nb, solution_index: int, name: str, where: str, resources) -> None:
-        message = (f"{name} calls the library's own {where}. The exercise is to write it yourself, so its checks "
-                   f"score 0 (course policy: every other library function may be used).")
-        zeroed = []
-        for cell in nb.cells[solution_index + 1:]:
-            meta = cell.metadata.get("nbgrader", {})
-            if meta.get("solution"):
-                break
-            if meta.get("grade") and cell.cell_type == "code" and not any(
-                    o.get("ename") == "LibraryReferenceUsed" for o in cell.get("outputs", [])):
-                cell.outputs = [*cell.get("outputs", []), nbformat.v4.new_output(
-                    "error", ename="LibraryReferenceUsed", evalue=message,
-                    traceback=[f"LibraryReferenceUsed: {message}"])]
-                zeroed.append(meta.get("grade_id"))
-        _event(resources, "policy", message, grade_ids=zeroed)
-
-
 class WriteReport(NbGraderPreprocessor):
     """Write what happened to this submission (events, graded) where ``nstlab course`` reads it."""
 
@@ -481,68 +328,3 @@ class WriteReport(NbGraderPreprocessor):
         write_report(course_folder(info["db_url"]), Report(info["student"], info["assignment"], "graded", "", events,
                                                            resources.get("nstlab_executed", "")))
         return nb, resources
-
-
-# ------------------------------------------------------------------------------------------------ feedback
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def _scrub_paths(text: str) -> str:
-    """Replace folders of the grading machine by neutral names."""
-    import nstlab
-
-    places = {str(Path(nstlab.__file__).resolve().parent): "<nstlab>", sys.prefix: "<python>",
-              sys.base_prefix: "<python>", os.path.expanduser("~"): "~"}
-    try:
-        from nstlab.course import course_root
-
-        places[str(course_root())] = "<course>"
-    except Exception:  # noqa: BLE001 -- feedback without a course root still gets the other replacements
-        pass
-    for path, name in sorted(places.items(), key=lambda item: -len(item[0])):
-        if len(path) > 1:
-            text = text.replace(path, name)
-    return re.sub(r"/tmp/nstlab-kernel-\w+", "<sandbox>", text)
-
-
-class ClearHiddenTestsOfChecks(ClearHiddenTests):
-    """nbgrader's removal of hidden tests, from the check cells only.
-
-    A student's own cell that merely mentions the hidden-tests marker (in a string, say) would otherwise make
-    nbgrader refuse that student's feedback.
-    """
-
-    def preprocess_cell(self, cell, resources, cell_index):
-        meta = cell.metadata.get("nbgrader", {})
-        if not (meta.get("grade") and meta.get("locked")):
-            return cell, resources
-        return super().preprocess_cell(cell, resources, cell_index)
-
-
-class SanitizeFeedback(NbGraderPreprocessor):
-    """Feedback a student may see: an error's message, never its traceback; no paths of the grading machine."""
-
-    max_output_bytes = Integer(MAX_OUTPUT_BYTES, help="bytes of output kept per cell").tag(config=True)
-
-    def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type != "code":
-            return cell, resources
-        kept, used = [], 0
-        for out in cell.get("outputs", []):
-            if out.output_type == "error":
-                evalue = _scrub_paths(_ANSI.sub("", str(out.get("evalue", ""))))
-                out.evalue = evalue
-                out.traceback = [f"{out.ename}: {evalue}"]
-            elif out.output_type == "stream":
-                out.text = _scrub_paths(out.text)
-            size = len(json.dumps(out, default=str))
-            if used + size > self.max_output_bytes:
-                kept.append(nbformat.v4.new_output("stream", name="stdout",
-                                                   text="[more output was cut from this feedback]\n"))
-                break
-            used += size
-            kept.append(out)
-        cell.outputs = kept
-        return cell, resources

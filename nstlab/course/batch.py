@@ -1,0 +1,171 @@
+"""Autograding a class: every submission in its sandbox, in parallel if asked, and a report of each.
+
+``nstlab course autograde`` runs here. It refuses to grade without a sandbox (unless told ``unsafe``),
+records as "not graded" every submission it cannot even read, runs nbgrader's own ``autograde`` — in
+``jobs`` parallel nbgrader processes with private copies of the gradebook, then once more to record every
+grade from one process — and returns an :class:`Autograded` whose :meth:`~Autograded.summary` tells the
+instructor how many were graded, not graded (and why) and flagged (and for what).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nstlab.course import (
+    CourseError,
+    _check_assignment,
+    _check_generated,
+    _nbgrader_error,
+    _refuse_in_student_copy,
+    course_root,
+    nbgrader,
+)
+
+
+@dataclass
+class Autograded:
+    """What ``autograde`` did: a report per submission, and how long it took."""
+
+    assignment: str
+    reports: list  # of nstlab.course.reports.Report, one per submission
+    seconds: float
+    jobs: int
+
+    @property
+    def graded(self) -> list:
+        return [r for r in self.reports if r.status == "graded"]
+
+    @property
+    def not_graded(self) -> list:
+        return [r for r in self.reports if r.status != "graded"]
+
+    @property
+    def flagged(self) -> list:
+        return [r for r in self.graded if r.flags]
+
+    def summary(self) -> str:
+        """The lines an instructor reads at the end of a run."""
+        n = len(self.reports)
+        lines = [f"autograde {self.assignment}: {n} submission{'s' * (n != 1)} in {self.seconds:.0f} s "
+                 f"({self.seconds / max(n, 1):.1f} s each, {self.jobs} job{'s' * (self.jobs != 1)}): "
+                 f"{len(self.graded)} graded, {len(self.not_graded)} not graded, {len(self.flagged)} flagged"]
+        for report in self.not_graded:
+            lines.append(f"  not graded  {report.student}: {report.reason}")
+        for report in self.flagged:
+            for flag in report.flags:
+                lines.append(f"  flagged     {report.student}: {flag}")
+        return "\n".join(lines)
+
+
+def _submissions(name: str, root: Path, student: str | None) -> list[str]:
+    import fnmatch
+
+    folder = root / "course" / "submitted"
+    found = sorted(p.parent.name for p in folder.glob(f"*/{name}") if p.is_dir()) if folder.is_dir() else []
+    return [s for s in found if student is None or fnmatch.fnmatchcase(s, student)]
+
+
+def _unreadable(name: str, root: Path, student: str) -> str | None:
+    """Why a submission cannot be graded at all (missing or unreadable notebook), or None."""
+    import nbformat
+
+    path = root / "course" / "submitted" / student / name / f"{name}.ipynb"
+    if not path.is_file():
+        return f"no {path.name} in the submission folder"
+    try:
+        nbformat.validate(nbformat.read(path, as_version=4))
+    except Exception as err:  # noqa: BLE001 -- whatever nbformat says is the reason
+        return f"{path.name} is not a readable notebook ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+    return None
+
+
+def autograde(name: str, *, student: str | None = None, timeout: int | None = None, root: Path | None = None,
+              quiet: bool = False, jobs: int = 1, unsafe: bool = False) -> Autograded:
+    """Autograde the submissions of an assignment (all students, or those matching ``student``).
+
+    Each submission lives in ``course/submitted/<student>/<assignment>/``. Its kernel runs in the grading
+    sandbox (:mod:`nstlab.course.sandbox`); without one this refuses, unless ``unsafe``. With ``jobs`` > 1,
+    submissions run in parallel sandboxes, each against a private copy of the gradebook, and one nbgrader
+    process then writes every grade. A submission that cannot be graded is reported with the reason; the
+    run raises only when nothing could be attempted.
+
+    Raises:
+        CourseError: unknown assignment, not generated yet, no submissions, or no sandbox without ``unsafe``.
+    """
+    from nstlab.course import reports, sandbox
+
+    root = root or course_root()
+    _refuse_in_student_copy(root)
+    _check_assignment(name, root)
+    _check_generated(name, root)
+    if not unsafe and (problem := sandbox.sandbox_problem()):
+        raise CourseError(f"refusing to grade without a sandbox: {problem}. Student code would run with your "
+                          "rights (it could change the gradebook, other submissions or the course). Fix that, or "
+                          "pass --unsafe to grade anyway, only submissions you trust")
+    students = _submissions(name, root, student)
+    if not students:
+        raise CourseError(f"no submissions of {name} in {root / 'course' / 'submitted'}"
+                          + (f" matching {student!r}" if student else "")
+                          + "; collect them as course/submitted/<student>/<assignment>/<assignment>.ipynb")
+    course = root / "course"
+    start = time.perf_counter()
+    failed = {}
+    for who in students:
+        (reports.reports_folder(course, name) / f"{who}.json").unlink(missing_ok=True)
+        if (reason := _unreadable(name, root, who)) is not None:
+            failed[who] = reason
+    options = [f"--Execute.timeout={timeout}"] if timeout is not None else []
+    options += ["--SandboxedExecute.unsafe=True"] if unsafe else []
+    runnable = [who for who in students if who not in failed]
+    jobs = max(1, min(jobs, len(runnable) or 1))
+    with tempfile.TemporaryDirectory(prefix="nstlab-grading-") as scratch:
+        if jobs > 1:
+            _run_in_parallel(name, runnable, root, Path(scratch), jobs, options)
+            options.append(f"--SandboxedExecute.reuse_directory={scratch}")
+        args = ["autograde", name, "--force", *([f"--student={student}"] if student else []), *options,
+                *(["--log-level=WARN"] if quiet else [])]
+        result = nbgrader(*args, root=root, check=False, capture=True)
+        if not quiet:
+            print(result.stdout, result.stderr, sep="", end="")
+    found = []
+    for who in students:
+        report = reports.read_report(course, name, who)
+        if report is None:
+            reason = failed.get(who) or f"nbgrader could not grade it ({_nbgrader_error(result.stderr, who)})"
+            report = reports.Report(who, name, "not graded", reason)
+            reports.write_report(course, report)
+        found.append(report)
+    return Autograded(name, found, time.perf_counter() - start, jobs)
+
+
+def _run_in_parallel(name: str, students: list[str], root: Path, scratch: Path, jobs: int,
+                     options: list[str]) -> None:
+    """Execute the submissions in ``jobs`` nbgrader processes at once, each with its own sandboxes.
+
+    Job k grades every k-th submission, from a copy of their folders, into ``scratch``, against a private
+    copy of the gradebook, so no two processes write one database; the caller's single nbgrader run then
+    reuses their executed notebooks and records the grades. One process per job, not per submission: an
+    nbgrader process takes seconds to start.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    gradebook = root / "course" / "gradebook.db"
+
+    def grade_group(slot: int) -> None:
+        submitted = scratch / f"submitted-{slot}"
+        for who in students[slot::jobs]:
+            shutil.copytree(root / "course" / "submitted" / who, submitted / who)
+        private = scratch / f"gradebook-{slot}.db"
+        shutil.copyfile(gradebook, private)
+        nbgrader("autograde", name, "--force", f"--CourseDirectory.submitted_directory={submitted}",
+                 f"--CourseDirectory.db_url=sqlite:///{private}",
+                 f"--CourseDirectory.autograded_directory={scratch / 'autograded'}",
+                 f"--SandboxKernelManager.slot={slot}", "--log-level=ERROR", *options,
+                 root=root, check=False, capture=True)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(grade_group, range(jobs)))
