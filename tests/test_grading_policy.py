@@ -113,3 +113,18 @@ def test_feedback_shows_an_errors_message_without_traceback_or_paths():
     assert error.traceback == [f"CheckFailed: {error.evalue}"]
     assert library not in error.evalue and "<nstlab>" in error.evalue
     assert len(rest) == 1 and "cut" in rest[0].text
+
+
+def test_damaged_metadata_without_a_match_becomes_an_ordinary_cell_and_is_flagged():
+    """No release to match against: the cell is graded as ordinary code, the notebook still validates."""
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    from nstlab.course.grading import RepairMetadata
+
+    damaged = new_code_cell("print('hello')")
+    damaged.metadata["nbgrader"] = {"grade": "yes", "points": "lots"}
+    nb = new_notebook(cells=[_solution("f", "def f():\n    return 1"), damaged])
+    nb, resources = RepairMetadata().preprocess(nb, {"nbgrader": {"assignment": "a", "notebook": "a"}})
+    assert "nbgrader" not in nb.cells[1].metadata
+    assert [e["kind"] for e in resources[EVENTS]] == ["flagged"]
+    MetadataValidator().validate_nb(nb)

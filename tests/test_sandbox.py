@@ -79,3 +79,25 @@ def test_autograde_refuses_without_a_sandbox_and_grades_with_unsafe(course_copy:
         row = next(csv.DictReader(f))
     assert (row["score"], row["max_score"], row["status"]) == ("4.0", "4.0", "flagged")
     assert "without the sandbox" in row["notes"]
+
+
+@NEEDS_SANDBOX
+@pytest.mark.parametrize("limit, code, expected", [
+    ("file_mib", "open('big', 'wb').write(b'x' * (3 * 2**20))", "File too large"),
+    ("cpu_seconds", "while True: pass", None),
+    ("memory_mib", "bytearray(3 * 2**30)", "MemoryError"),
+])
+def test_each_resource_limit_stops_a_process_that_passes_it(tmp_path: Path, limit, code, expected):
+    """File size and memory fail the offending call; CPU time ends the process (SIGXCPU, then SIGKILL)."""
+    work, runtime = tmp_path / "work", tmp_path / "runtime"
+    work.mkdir()
+    runtime.mkdir()
+    if os.geteuid() == 0:
+        os.chown(work, sandbox.FIRST_UID, sandbox.FIRST_UID)
+    limits = sandbox.Limits(**{limit: {"file_mib": 1, "cpu_seconds": 1, "memory_mib": 1024}[limit]})
+    command = sandbox.wrap_command([sys.executable, "-c", code], work=work, runtime=runtime, limits=limits,
+                                   uid=sandbox.FIRST_UID)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    if expected:
+        assert expected in result.stderr, result.stderr[-500:]
