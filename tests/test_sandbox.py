@@ -101,3 +101,24 @@ def test_each_resource_limit_stops_a_process_that_passes_it(tmp_path: Path, limi
     assert result.returncode != 0
     if expected:
         assert expected in result.stderr, result.stderr[-500:]
+
+
+@NEEDS_SANDBOX
+def test_cached_weights_are_visible_read_only(tmp_path: Path, monkeypatch):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "vgg19.pth").write_bytes(b"weights")
+    work, runtime = tmp_path / "work", tmp_path / "runtime"
+    work.mkdir()
+    runtime.mkdir()
+    if os.geteuid() == 0:
+        os.chown(work, sandbox.FIRST_UID, sandbox.FIRST_UID)
+    monkeypatch.setenv("NSTLAB_WEIGHTS_DIR", str(weights))
+    probe = ("import os, pathlib\nd = pathlib.Path(os.environ['NSTLAB_WEIGHTS_DIR'])\n"
+             "print((d / 'vgg19.pth').read_bytes())\n"
+             "try:\n    (d / 'new').write_text('x')\nexcept OSError as err:\n    print('read-only', err.errno)\n")
+    command = sandbox.wrap_command([sys.executable, "-c", probe], work=work, runtime=runtime,
+                                   limits=sandbox.Limits(), uid=sandbox.FIRST_UID)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert "b'weights'" in result.stdout and "read-only" in result.stdout, result.stderr[-500:]
+    assert not (weights / "new").exists()

@@ -203,14 +203,30 @@ def wrap_command(argv: list[str], *, work: Path, runtime: Path, limits: Limits, 
                 "--perms", "1777", "--size", str(limits.tmp_mib * mib), "--tmpfs", "/tmp",
                 "--perms", "1777", "--size", str(limits.tmp_mib * mib), "--tmpfs", SANDBOX_HOME,
                 "--bind", str(work), SANDBOX_WORK,
-                "--bind", str(runtime), str(runtime),
+                *_open_parents(runtime), "--bind", str(runtime), str(runtime),
                 "--chdir", SANDBOX_WORK]
     for key, value in sorted(environment.items()):
         command += ["--setenv", key, value]
-    if environment.get("NSTLAB_WEIGHTS_DIR") and Path(environment["NSTLAB_WEIGHTS_DIR"]).is_dir():
-        folder = str(Path(environment["NSTLAB_WEIGHTS_DIR"]).resolve())
-        command += ["--ro-bind", folder, folder]
+    weights = _weights_folder()
+    if weights is not None:  # pretrained weights, read-only, so that grading sees what students saw
+        command += [*_open_parents(weights), "--ro-bind", str(weights), str(weights),
+                    "--setenv", "NSTLAB_WEIGHTS_DIR", str(weights)]
     return [*command, "--", *_drop_privileges(uid if uid is not None else FIRST_UID), *argv]
+
+
+def _weights_folder() -> Path | None:
+    """The grader's cache of pretrained weights (as :func:`nstlab.weights.cache_dir` finds it), if it exists.
+
+    Worked out as torch.hub does, without importing torch into the grading process.
+    """
+    if os.environ.get("NSTLAB_WEIGHTS_DIR"):
+        folder = Path(os.environ["NSTLAB_WEIGHTS_DIR"]).expanduser()
+    elif os.environ.get("TORCH_HOME"):
+        folder = Path(os.environ["TORCH_HOME"]).expanduser() / "hub" / "checkpoints"
+    else:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        folder = cache / "torch" / "hub" / "checkpoints"
+    return folder.resolve() if folder.is_dir() else None
 
 
 def private_copy(folder: Path, target: Path) -> Path:
