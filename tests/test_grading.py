@@ -39,6 +39,7 @@ class Graded:
     scores: dict[str, tuple[float, float]]  # student -> (score, max_score), from nbgrader export
     loop_points: int  # points of the check cells of the exercise that loops
     seconds: float  # wall time of the autograde command
+    status: dict[str, str]  # student -> the export's status column
 
 
 def _points(nb: nbformat.NotebookNode) -> int:
@@ -84,9 +85,10 @@ def _grade(root: Path, assignment: str) -> Graded:
     export = root / "grades.csv"
     course.export(export, root=root, quiet=True)
     with export.open(newline="") as f:
-        scores = {row["student_id"]: (float(row["score"]), float(row["max_score"])) for row in csv.DictReader(f)
-                  if row["assignment"] == assignment}
-    return Graded(root, assignment, scores, loop_points, seconds)
+        rows = [row for row in csv.DictReader(f) if row["assignment"] == assignment]
+    scores = {row["student_id"]: (float(row["score"]), float(row["max_score"])) for row in rows if row["score"]}
+    status = {row["student_id"]: row["status"] for row in rows}
+    return Graded(root, assignment, scores, loop_points, seconds, status)
 
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
@@ -138,6 +140,7 @@ def test_infinite_loop_costs_only_its_exercise(graded: Graded):
 def test_broken_submission_does_not_stop_the_batch(graded: Graded):
     """The unreadable notebook gets no grade; the three others were all graded in the same run."""
     assert {"solution", "blank", "looping"} <= set(graded.scores)
+    assert "broken" not in graded.scores and graded.status["broken"].startswith("not graded"), graded.status
     assert not (graded.root / "course" / "autograded" / "broken" / graded.assignment / f"{graded.assignment}.ipynb").exists()
 
 

@@ -72,6 +72,16 @@ def status_text(report: Report | None) -> tuple[str, str]:
     return ("flagged" if report.flags else "graded"), "; ".join(report.flags)
 
 
+def _submitted(gradebook, assignment: str, student: str) -> bool:
+    from nbgrader.api import MissingEntry
+
+    try:
+        gradebook.find_submission(assignment, student)
+    except MissingEntry:
+        return False
+    return True
+
+
 class StatusCsvExport(CsvExportPlugin):
     """nbgrader's CSV export, plus ``status`` and ``notes``; a student not graded has no score, only the reason."""
 
@@ -84,12 +94,15 @@ class StatusCsvExport(CsvExportPlugin):
             rows = list(csv.DictReader(f))
         keys = [*(rows[0].keys() if rows else []), "status", "notes"]
         for row in rows:
-            if not row.get("timestamp") and read_report(course, row["assignment"], row["student_id"]) is None:
+            report = read_report(course, row["assignment"], row["student_id"])
+            if report is None and not _submitted(gradebook, row["assignment"], row["student_id"]):
                 status, notes = "no submission", ""
+            elif report is None:  # nbgrader knows the submission, the grading pipeline never finished it
+                status, notes = "not graded: no record of its grading (see the autograde log)", ""
             else:
-                status, notes = status_text(read_report(course, row["assignment"], row["student_id"]))
-                if status.startswith("not graded"):
-                    row["raw_score"] = row["score"] = ""
+                status, notes = status_text(report)
+            if status.startswith("not graded"):
+                row["raw_score"] = row["score"] = ""
             row["status"], row["notes"] = status, notes
         with dest.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys or ["status", "notes"])
