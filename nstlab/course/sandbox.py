@@ -198,10 +198,12 @@ def wrap_command(argv: list[str], *, work: Path, runtime: Path, limits: Limits, 
     command = ["prlimit", f"--data={limits.memory_mib * mib}", f"--nproc={nproc}",
                f"--fsize={limits.file_mib * mib}", f"--cpu={limits.cpu_seconds}", "--"]
     command += [find_bwrap() or "bwrap", *_namespaces(), "--die-with-parent", "--new-session", "--clearenv",
-                *_system_binds(), *_python_binds(),
-                "--proc", "/proc", "--dev", "/dev",
+                # The fresh /tmp first: Python, the course or the runtime folder may live below /tmp, and a
+                # tmpfs mounted after their binds would hide them.
                 "--perms", "1777", "--size", str(limits.tmp_mib * mib), "--tmpfs", "/tmp",
                 "--perms", "1777", "--size", str(limits.tmp_mib * mib), "--tmpfs", SANDBOX_HOME,
+                "--proc", "/proc", "--dev", "/dev",
+                *_system_binds(), *_python_binds(),
                 "--bind", str(work), SANDBOX_WORK,
                 *_open_parents(runtime), "--bind", str(runtime), str(runtime),
                 "--chdir", SANDBOX_WORK]
