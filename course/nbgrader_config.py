@@ -69,8 +69,8 @@ for name in ("RepairMetadata", "RestoreCells", "SandboxedExecute", "LibraryPolic
 # each error as its message only (a traceback would quote hidden-test lines, library source and paths).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "nstlab.course.feedback.ClearHiddenTestsOfChecks",
-    "nstlab.course.feedback.SanitizeFeedback",
+    "nstlab.course.feedback_filter.ClearHiddenTestsOfChecks",
+    "nstlab.course.feedback_filter.SanitizeFeedback",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 

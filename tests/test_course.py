@@ -100,3 +100,16 @@ def test_nbgrader_config_follows_the_course_layout():
     assert config.CourseDirectory.db_url.endswith("course/gradebook.db")
     assert 60 <= config.Execute.timeout <= 600
     assert config.IgnorePattern.enabled
+
+
+def test_the_course_functions_are_not_shadowed_by_its_modules():
+    """Importing every module of nstlab.course leaves course.feedback, .autograde ... the functions."""
+    import importlib
+    import pkgutil
+
+    import nstlab.course
+
+    for info in pkgutil.iter_modules(nstlab.course.__path__):
+        importlib.import_module(f"nstlab.course.{info.name}")
+    for name in ("feedback", "autograde", "export", "generate", "start", "build", "assignments"):
+        assert callable(getattr(nstlab.course, name)), f"nstlab.course.{name} is a module, not the function"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from nstlab.course.feedback import SanitizeFeedback
+from nstlab.course.feedback_filter import SanitizeFeedback
 from nstlab.course.grading import EVENTS
 from nstlab.course.policy import LibraryPolicy
 

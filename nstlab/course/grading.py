@@ -21,8 +21,8 @@ run
                            that reaches into the grader's or the interpreter's machinery is flagged
 :class:`WriteReport`       what happened to the submission, in ``course/reports/<assignment>/<student>.json``
 feedback
-:class:`SanitizeFeedback`  (in :mod:`nstlab.course.feedback`) errors shown as their message only (no
-                           hidden-test lines, no library source, no absolute paths), outputs capped
+:class:`SanitizeFeedback`  (in :mod:`nstlab.course.feedback_filter`) errors shown as their message only
+                           (no hidden-test lines, library source or absolute paths), outputs capped
 =========================  ===================================================================================
 """
 
