@@ -158,7 +158,7 @@ def _run_in_parallel(name: str, students: list[str], root: Path, scratch: Path, 
     def grade_group(slot: int) -> None:
         submitted = scratch / f"submitted-{slot}"
         for who in students[slot::jobs]:
-            shutil.copytree(root / "course" / "submitted" / who, submitted / who)
+            shutil.copytree(root / "course" / "submitted" / who / name, submitted / who / name)
         private = scratch / f"gradebook-{slot}.db"
         shutil.copyfile(gradebook, private)
         nbgrader("autograde", name, "--force", f"--CourseDirectory.submitted_directory={submitted}",

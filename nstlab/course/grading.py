@@ -36,6 +36,7 @@ from pathlib import Path
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
 from nbgrader.preprocessors.execute import Execute
@@ -61,6 +62,14 @@ def release_notebook(release_directory: str, resources: dict) -> nbformat.Notebo
     info = resources.get("nbgrader", {})
     path = Path(release_directory) / info.get("assignment", "") / f"{info.get('notebook', '')}.ipynb"
     return nbformat.read(path, as_version=4) if release_directory and path.is_file() else None
+
+
+def parse_cell(source: str) -> ast.Module | None:
+    """A code cell's syntax tree (IPython's ``%magic`` and ``!shell`` lines left out), or None if it has none."""
+    try:
+        return ast.parse(re.sub(r"^\s*[%!].*$", "", source, flags=re.M))
+    except SyntaxError:
+        return None
 
 
 def _grader_cells(nb) -> list:
@@ -105,11 +114,11 @@ class RepairMetadata(NbGraderPreprocessor):
             if template is not None:
                 cell.metadata["nbgrader"] = copy.deepcopy(template.metadata.nbgrader)
                 add_event(resources, "repaired", f"cell {index}: damaged nbgrader metadata restored from the release "
-                       f"({template.metadata.nbgrader.get('grade_id')})", cell=index)
+                          f"({template.metadata.nbgrader.get('grade_id')})", cell=index)
             else:
                 del cell.metadata["nbgrader"]
                 add_event(resources, "flagged", f"cell {index}: damaged nbgrader metadata that matches no cell of "
-                       "the release; graded as an ordinary cell", cell=index)
+                          "the release; graded as an ordinary cell", cell=index)
         nb.metadata[EVENTS] = resources.get(EVENTS, [])
         return nb, resources
 
@@ -129,8 +138,6 @@ class RestoreCells(OverwriteCells):
         self._released = {c.metadata.nbgrader.get("grade_id"): c.source
                           for c in (_grader_cells(release) if release is not None else [])}
         self._resources = resources
-        self._events_before = list(nb.metadata.get(EVENTS, []))
-        resources.setdefault(EVENTS, self._events_before)
         nb, resources = super().preprocess(nb, resources)
         nb.metadata[EVENTS] = resources.get(EVENTS, [])
         return nb, resources
@@ -146,14 +153,14 @@ class RestoreCells(OverwriteCells):
             if submitted.strip() != released.strip():
                 self.log.warning("Locked cell %s was edited by the student; restored from the gradebook", grade_id)
                 add_event(self._resources, "tampered", f"locked cell {grade_id} was edited; restored before grading",
-                       cell=cell_index, grade_id=grade_id)
+                          cell=cell_index, grade_id=grade_id)
         return cell, resources
 
     def report_change(self, name, attr, old, new):
         if attr != "checksum":  # checksum changes are judged in preprocess_cell, against the release
             super().report_change(name, attr, old, new)
             add_event(self._resources, "tampered", f"cell {name}: its {attr} was changed from {old} to {new}; restored",
-                   grade_id=name)
+                      grade_id=name)
 
 
 # -------------------------------------------------------------------------------------------------- run
@@ -164,11 +171,8 @@ def _imports_of(nb) -> str:
     lines = []
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or meta.get("solution"):
-            continue
-        try:
-            tree = ast.parse(re.sub(r"^\s*[%!].*$", "", cell.source, flags=re.M))
-        except SyntaxError:
+        tree = parse_cell(cell.source) if cell.cell_type == "code" and not meta.get("solution") else None
+        if tree is None:
             continue
         lines += [ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
     return "\n".join(dict.fromkeys(lines))
@@ -226,9 +230,7 @@ class SandboxedExecute(Execute):
         for cell, ran in zip(nb.cells, executed.cells, strict=True):
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = ran.outputs, ran.execution_count
-        ran_events = json.loads(report.read_text()).get("events", [])
-        known = {json.dumps(e, sort_keys=True) for e in resources[EVENTS]}
-        resources[EVENTS] += [e for e in ran_events if json.dumps(e, sort_keys=True) not in known]
+        resources[EVENTS] += json.loads(report.read_text()).get("events", [])  # WriteReport drops repeats
         nb.metadata["language_info"] = executed.metadata.get("language_info", {"name": "python"})
         self.log.info("Outputs of %s taken from its parallel run", info["student"])
         resources["nstlab_executed"] = "parallel job"
@@ -241,9 +243,7 @@ class SandboxedExecute(Execute):
         if self._given_up:
             self._fail(cell, "NotRun", "not run: the kernel died too often earlier in this notebook")
             return cell, resources
-        if not self._guarded:
-            self._silent(f"import nstlab.course.guard as __g\n__g.snapshot({self._imports!r})\ndel __g")
-            self._guarded = True
+        self._guard()
         if cell.metadata.get("nbgrader", {}).get("grade"):
             self._silent(f"import nstlab.course.guard as __g\n__g.restore(globals(), {self._imports!r})\ndel __g")
         try:
@@ -256,7 +256,7 @@ class SandboxedExecute(Execute):
                              resources["nbgrader"].get("student"), reason)
             self._fail(cell, "KernelDied" if died else "CellTimeoutError", reason)
             add_event(resources, "kernel", f"cell {index}: {reason}; kernel restarted", cell=index,
-                   grade_id=cell.metadata.get("nbgrader", {}).get("grade_id"))
+                      grade_id=cell.metadata.get("nbgrader", {}).get("grade_id"))
             self._failed.add(index)
             self._recover(index, resources)
         self.nb.cells[index] = cell
@@ -265,6 +265,12 @@ class SandboxedExecute(Execute):
     def _fail(self, cell, ename: str, message: str) -> None:
         cell.outputs = [*cell.get("outputs", []), nbformat.v4.new_output(
             "error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])]
+
+    def _guard(self) -> None:
+        """Once per kernel, before its first cell: remember the library as it is (see nstlab.course.guard)."""
+        if not self._guarded:
+            self._silent(f"import nstlab.course.guard as __g\n__g.snapshot({self._imports!r})\ndel __g")
+            self._guarded = True
 
     def _silent(self, code: str) -> None:
         """Run grader code in the kernel, outside the notebook (no output, no history)."""
@@ -279,29 +285,27 @@ class SandboxedExecute(Execute):
                 self._given_up = True
                 add_event(resources, "kernel", f"gave up after {self.max_restarts} restarts; later cells not run")
                 return
-            from jupyter_core.utils import run_sync
-
             run_sync(self.km.restart_kernel)(now=True)
             self.kc.stop_channels()
             self.kc = None
             self.start_new_kernel_client()
             self._guarded = False
-            try:
-                for earlier in range(index):
-                    cell = self.nb.cells[earlier]
-                    if cell.cell_type != "code" or earlier in self._failed or not cell.source.strip():
-                        continue
-                    if not self._guarded:
-                        self._silent(f"import nstlab.course.guard as __g\n__g.snapshot({self._imports!r})\ndel __g")
-                        self._guarded = True
-                    kept = self.nb.cells[earlier]
+            for earlier in range(index):
+                kept = self.nb.cells[earlier]
+                if kept.cell_type != "code" or earlier in self._failed or not kept.source.strip():
+                    continue
+                try:
+                    self._guard()
                     self.execute_cell(copy.deepcopy(kept), earlier, store_history=True)
-                    self.nb.cells[earlier] = kept
+                except (DeadKernelError, CellTimeoutError, RuntimeError):
+                    self._failed.add(earlier)
+                    add_event(resources, "kernel", f"cell {earlier}: the kernel died again while replaying it",
+                              cell=earlier)
+                    break
+                finally:
+                    self.nb.cells[earlier] = kept  # the first run's outputs are the ones graded
+            else:
                 return
-            except (DeadKernelError, CellTimeoutError, RuntimeError):
-                self.nb.cells[earlier] = kept
-                self._failed.add(earlier)
-                add_event(resources, "kernel", f"cell {earlier}: the kernel died again while replaying it", cell=earlier)
 
     def output(self, outs, msg, display_id, cell_index):
         """Keep at most ``max_output_bytes`` of output per cell, and say where it was cut."""

@@ -15,13 +15,12 @@ changes no score, since such code can be innocent, but it is where a grade shoul
 from __future__ import annotations
 
 import ast
-import re
 
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
-from nstlab.course.grading import add_event, release_notebook
+from nstlab.course.grading import add_event, parse_cell, release_notebook
 
 # Names whose use in a submission is flagged for the instructor: they reach into the interpreter, the kernel
 # or the grader rather than compute an answer.
@@ -82,13 +81,6 @@ def _references(tree, name: str, aliases: set[str]) -> bool:
     return False
 
 
-def _parse(source: str):
-    try:
-        return ast.parse(re.sub(r"^\s*[%!].*$", "", source, flags=re.M))
-    except SyntaxError:
-        return None
-
-
 class LibraryPolicy(NbGraderPreprocessor):
     """Zero the checks of an exercise answered with the library's own function; flag reaching into internals."""
 
@@ -100,15 +92,15 @@ class LibraryPolicy(NbGraderPreprocessor):
         student_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"
                          and not c.metadata.get("nbgrader", {}).get("locked")
                          and (c.metadata.get("nbgrader", {}).get("solution") or c.source not in given)]
-        trees = [t for t in (_parse(c.source) for c in nb.cells if c.cell_type == "code") if t is not None]
+        trees = [t for t in (parse_cell(c.source) for c in nb.cells if c.cell_type == "code") if t is not None]
         aliases = _nstlab_aliases(trees)
-        student_trees = [(i, _parse(c.source)) for i, c in student_cells]
+        student_trees = [(i, parse_cell(c.source)) for i, c in student_cells]
         student_trees = [(i, t) for i, t in student_trees if t is not None]
         library = _library_names()
         for index, cell in enumerate(nb.cells):
             if not cell.metadata.get("nbgrader", {}).get("solution") or cell.cell_type != "code":
                 continue
-            tree = _parse(cell.source)
+            tree = parse_cell(cell.source)
             defined = [n.name for n in (tree.body if tree else []) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
             for name in (n for n in defined if n in library):
                 # Inside the exercise's own cell, or a student cell that rebinds its name; the library's function
@@ -127,7 +119,7 @@ class LibraryPolicy(NbGraderPreprocessor):
                           | self._array_subclasses(tree))
             if used:
                 add_event(resources, "flagged", f"cell {index} uses {', '.join(used)}: look at it before trusting the "
-                       "grade", cell=index)
+                          "grade", cell=index)
         return nb, resources
 
     @staticmethod

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from nbgrader.plugins.export import CsvExportPlugin
 
+from nstlab.course.grading import course_folder
+
 # Event kinds that make a graded submission "flagged" in the summary: worth an instructor's look.
 FLAGGING = ("repaired", "tampered", "kernel", "policy", "flagged", "unsafe")
 
@@ -89,7 +91,7 @@ class StatusCsvExport(CsvExportPlugin):
         super().export(gradebook)
         dest = Path(self.to or "grades.csv")
         db_url = self.parent.coursedir.db_url if hasattr(self.parent, "coursedir") else str(gradebook.engine.url)
-        course = Path(db_url.removeprefix("sqlite:///")).parent
+        course = course_folder(db_url)
         with dest.open(newline="") as f:
             rows = list(csv.DictReader(f))
         keys = [*(rows[0].keys() if rows else []), "status", "notes"]

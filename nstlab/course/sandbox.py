@@ -52,8 +52,8 @@ FIRST_UID = 61000
 # System folders the kernel may read (those that exist are bound read-only at the same place).
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/sys")
 # Environment variables passed from the grader to the kernel; everything else is dropped.
-PASSED_ENV = ("NBGRADER_EXECUTION", "NSTLAB_PROFILE", "NSTLAB_OFFLINE", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-              "LANG", "LC_ALL", "TZ")
+# The course's own NSTLAB_* settings pass too, but for the two that name folders of the grading machine.
+PASSED_ENV = ("NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "LANG", "LC_ALL", "TZ")
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def _python_binds() -> list[str]:
              Path(nstlab.__file__).resolve().parent}
     for entry in sys.path:  # site-packages and friends, outside the prefixes on some installs
         path = Path(entry or ".").resolve()
-        if path.is_dir() and "site-packages" in path.parts or path.name == "site-packages":
+        if path.is_dir() and "site-packages" in path.parts:
             roots.add(path)
     kept = sorted(r for r in roots if r.exists() and str(r) not in ("/", "/usr") and not any(
         r != other and other in r.parents for other in roots))
@@ -188,10 +188,11 @@ def wrap_command(argv: list[str], *, work: Path, runtime: Path, limits: Limits, 
     environment.update({
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": SANDBOX_HOME, "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
-        "PYTHONDONTWRITEBYTECODE": "1", "NSTLAB_DEVICE": "cpu", "NSTLAB_SANDBOXED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1", "NSTLAB_DEVICE": "cpu",
         **(env or {}),
     })
     environment.pop("NSTLAB_COURSE_ROOT", None)  # the course root does not exist in there
+    environment.pop("NSTLAB_WEIGHTS_DIR", None)  # set below, when the weights folder is bound
     root = os.geteuid() == 0
     nproc = limits.processes + (0 if root else _process_count(os.geteuid()))
     mib = 1024 * 1024
