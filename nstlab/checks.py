@@ -21,7 +21,10 @@ Comparisons run with TF32 switched off, so that a check gives the same verdict o
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+import sys
+import traceback
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -43,7 +46,39 @@ NUMBER_KINDS = "biufc"
 
 
 class CheckFailed(AssertionError):
-    """A check cell found a difference; the message says what and how to look for it."""
+    """A check cell found a difference; the message says what and how to look for it.
+
+    In a notebook, IPython shows it as the check cell's line and the message, without the source of this
+    module (a student looking for their mistake has nothing to find there).
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of formatting the traceback itself (the hook ipyparallel uses for remote
+        # errors). Frames of this module are left out; the lines of the cell (and of any function it called
+        # on the way) stay, so the student sees which check failed.
+        hidden = (os.path.abspath(__file__), *_ipython_folder())  # this module, and IPython running the cell
+        lines = []
+        for frame in traceback.extract_tb(self.__traceback__):
+            if not os.path.abspath(frame.filename).startswith(hidden):
+                lines.append(f"{_where(frame.filename)}, line {frame.lineno}:  {(frame.line or '').strip()}")
+        return [*lines, f"\x1b[31m{type(self).__name__}\x1b[39m: {self}"]
+
+
+def _ipython_folder() -> tuple[str, ...]:
+    """The folder of the IPython package, whose frames run every cell, or nothing outside IPython."""
+    module = sys.modules.get("IPython")
+    return (os.path.dirname(os.path.abspath(module.__file__)) + os.sep,) if module and module.__file__ else ()
+
+
+def _where(filename: str) -> str:
+    """``Cell In[3]`` for a notebook cell's file (as IPython names it), else the file's name."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # not in IPython: nobody calls _render_traceback_ then anyway
+        return os.path.basename(filename)
+    compiler = getattr(get_ipython(), "compile", None)
+    named = compiler.format_code_name(filename) if hasattr(compiler, "format_code_name") else None
+    return " ".join(named) if named else os.path.basename(filename)
 
 
 @contextlib.contextmanager
@@ -120,6 +155,7 @@ def _as_float64(value: Any, name: str) -> np.ndarray:
     Raises:
         CheckFailed: if ``value`` (or an item of it) is None or not plain; the message names ``name``.
     """
+    __tracebackhide__ = True
     if value is None:
         raise CheckFailed(f"{name} is None; did the function forget to `return` its result?")
     cls = type(value)
@@ -164,6 +200,8 @@ def check_type(value: Any, expected: type | tuple[type, ...], *, name: str = "th
         >>> check_type(torch.zeros(2), torch.Tensor, name="x")
         >>> check_type((1, 2), tuple, name="x")
     """
+    __tracebackhide__ = True
+    __tracebackhide__ = True  # IPython shows the check cell's line, not this function's source
     wanted = (expected,) if isinstance(expected, type) else tuple(expected)
     cls = type(value)
     for kind in wanted:
@@ -189,6 +227,7 @@ def check_shape(value: Any, expected: tuple[int, ...], *, name: str = "the resul
         ...
         nstlab.checks.CheckFailed: x has shape (3, 2) but should have shape (2, 3). ...
     """
+    __tracebackhide__ = True  # IPython shows the check cell's line, not this function's source
     shape = _as_float64(value, name).shape
     expected = tuple(expected)
     if shape != expected:
@@ -206,6 +245,7 @@ def check_dtype(value: Any, expected: torch.dtype | np.dtype | type, *, name: st
     Example:
         >>> check_dtype(torch.zeros(1), torch.float32, name="x")
     """
+    __tracebackhide__ = True  # IPython shows the check cell's line, not this function's source
     dtype = _dtype(value, name)
     if dtype != expected:
         raise CheckFailed(
@@ -222,11 +262,16 @@ def check_close(
     rtol: float = 1e-5,
     atol: float = 1e-8,
     check_dtype_of: torch.dtype | None = None,
+    factors: Mapping[str, float] | None = None,
 ) -> None:
     """Fail unless ``actual`` equals ``expected`` within ``|a - e| <= atol + rtol * |e|`` entry by entry.
 
     The message gives the shapes, the number of disagreeing entries, the first few with their indices, and
-    the largest relative error against the tolerance.
+    the largest error against the tolerance: relative where the expected entry is not zero, absolute where it
+    is (a relative error against 0 would read as 1e+08 and say nothing).
+
+    When every entry is off by the same factor, the message says so; ``factors`` names the factors that
+    known mistakes produce, so that the message can say which mistake it probably is.
 
     Args:
         actual: the student's value (tensor, array or number).
@@ -235,6 +280,8 @@ def check_close(
         rtol: relative tolerance.
         atol: absolute tolerance.
         check_dtype_of: if given, ``actual`` must also have this dtype.
+        factors: known mistakes and the factor ``actual / expected`` each produces, e.g.
+            ``{"a mean instead of ½·sum": 2 / N}``; the reciprocal of a factor is recognised too.
 
     Example:
         >>> check_close(torch.tensor([1.0, 2.0]), [1.0, 2.0], name="x")
@@ -242,7 +289,12 @@ def check_close(
         Traceback (most recent call last):
         ...
         nstlab.checks.CheckFailed: x differs from the expected value in 1 of 2 entries ...
+        >>> check_close(0.25, 1.0, name="E", factors={"a mean instead of ½·sum (N = 8)": 2 / 8})
+        Traceback (most recent call last):
+        ...
+        nstlab.checks.CheckFailed: E differs ... 0.25 times the expected value: a mean instead of ½·sum (N = 8)?
     """
+    __tracebackhide__ = True  # IPython shows the check cell's line, not this function's source
     if check_dtype_of is not None:
         check_dtype(actual, check_dtype_of, name=name)
     a, e = _as_float64(actual, name), _as_float64(expected, "the expected value")
@@ -263,28 +315,46 @@ def check_close(
         f"at {tuple(int(i) for i in idx) if a.ndim else '()'}: got {a[tuple(idx)]:.6g}, expected {e[tuple(idx)]:.6g}"
         for idx in indices[:MAX_LISTED]
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.abs(a - e) / np.maximum(np.abs(e), atol)
-    rel_err = float(np.nanmax(rel))
-    hint = ""
-    ratio = _constant_ratio(a, e)
-    if np.allclose(a, -e, rtol=rtol, atol=atol):
-        hint = " It is the negative of the expected value: check the sign."
-    elif ratio is not None:
-        hint = f" Every entry is off by the same factor {ratio:.6g}: a missing or extra normalisation constant?"
-    elif a.ndim == 2 and a.shape == e.shape[::-1] and np.allclose(a, e.T, rtol=rtol, atol=atol):
-        hint = " It is the transpose of the expected value."
     raise CheckFailed(
         f"{name} differs from the expected value in {int(bad.sum())} of {bad.size} entries "
-        f"(largest relative error {rel_err:.3g}, tolerance rtol={rtol:g}, atol={atol:g}). "
-        f"First differences: {listed}.{hint}"
+        f"({_largest_error(a, e, bad)}, tolerance rtol={rtol:g}, atol={atol:g}). "
+        f"First differences: {listed}.{_hint(a, e, rtol, atol, factors)}"
     )
 
 
+def _largest_error(a: np.ndarray, e: np.ndarray, bad: np.ndarray) -> str:
+    """The largest relative error where the expected entry is not zero, the largest absolute one where it is."""
+    zero = e == 0
+    parts = []
+    with np.errstate(invalid="ignore"):
+        if (bad & ~zero).any():
+            parts.append(f"largest relative error {float(np.nanmax(np.abs(a - e)[bad & ~zero] / np.abs(e[bad & ~zero]))):.3g}")
+        if (bad & zero).any():
+            parts.append(f"largest absolute error {float(np.nanmax(np.abs(a[bad & zero]))):.3g} where 0 is expected")
+    return "; ".join(parts) or "the values differ"
+
+
+def _hint(a: np.ndarray, e: np.ndarray, rtol: float, atol: float, factors: Mapping[str, float] | None) -> str:
+    """One sentence about the likely mistake: a sign, a constant factor (named when known), a transpose."""
+    if np.allclose(a, -e, rtol=rtol, atol=atol):
+        return " It is the negative of the expected value: check the sign."
+    ratio = _constant_ratio(a, e)
+    if ratio is not None:
+        for mistake, factor in (factors or {}).items():
+            if factor and (np.isclose(ratio, factor, rtol=1e-4) or np.isclose(ratio, 1 / factor, rtol=1e-4)):
+                return f" Yours is {ratio:.6g} times the expected value: {mistake}?"
+        if a.size == 1:
+            return f" Yours is {ratio:.6g} times the expected value: a missing or extra constant factor?"
+        return f" Every entry is off by the same factor {ratio:.6g}: a missing or extra normalisation constant?"
+    if a.ndim == 2 and a.shape == e.shape[::-1] and np.allclose(a, e.T, rtol=rtol, atol=atol):
+        return " It is the transpose of the expected value."
+    return ""
+
+
 def _constant_ratio(a: np.ndarray, e: np.ndarray) -> float | None:
-    """The factor a / e if it is the same for every entry (and not 1), else None."""
+    """The factor a / e if it is the same for every entry (and not 1), else None; one entry is enough."""
     mask = np.abs(e) > 1e-12
-    if mask.sum() < 2:
+    if not mask.any() or (np.abs(a[~mask]) > 1e-12).any():
         return None
     ratios = a[mask] / e[mask]
     if np.allclose(ratios, ratios[0], rtol=1e-6) and not np.isclose(ratios[0], 1.0):
@@ -305,6 +375,7 @@ def check_equal(actual: Any, expected: Any, *, name: str = "the result", hint: s
         ...
         nstlab.checks.CheckFailed: errors: yours [2.0, 1.0], expected [2.0, 1.0, 0.0]. Stop at 0?
     """
+    __tracebackhide__ = True  # IPython shows the check cell's line, not this function's source
     a, e = _as_float64(actual, name), _as_float64(expected, "the expected value")
     if a.shape != e.shape or not np.array_equal(a, e):
         raise CheckFailed(f"{name}: yours {a.tolist()}, expected {e.tolist()}." + (f" {hint}" if hint else ""))
@@ -319,6 +390,7 @@ def check_true(condition: bool, message: str) -> None:
     Example:
         >>> check_true(1 + 1 == 2, "arithmetic is broken")
     """
+    __tracebackhide__ = True  # IPython shows the check cell's line, not this function's source
     cls = type(condition)
     if cls is bool or cls is np.bool_:
         holds = bool(condition)

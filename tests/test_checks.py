@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -385,3 +387,44 @@ def test_check_equal_compares_plain_copies_so_an_always_equal_list_is_refused():
         check_equal([2, 1], [2, 1, 0], name="errors", hint="Stop at 0?")
     with pytest.raises(CheckFailed):
         check_equal(AlwaysEqual([9, 9, 9]), [2, 1, 0], name="errors")
+
+
+def test_an_expected_zero_is_compared_by_absolute_error_not_a_huge_relative_one():
+    """Against 0 the message gives the absolute error; '1e+08' relative error would tell the student nothing."""
+    with pytest.raises(CheckFailed) as info:
+        check_close(torch.tensor([0.5, 2.0]), torch.tensor([0.0, 2.0]), name="dE/dw")
+    message = str(info.value)
+    assert "largest absolute error 0.5 where 0 is expected" in message
+    assert "relative error" not in message and "e+" not in message
+
+
+def test_errors_against_zero_and_non_zero_entries_are_both_reported():
+    with pytest.raises(CheckFailed, match=r"largest relative error 0\.5; largest absolute error 1 where 0 is expected"):
+        check_close(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 2.0]), name="x")
+
+
+def test_a_single_number_off_by_a_named_factor_names_the_mistake():
+    """A mean instead of ½·sum is off by 2/N; the hint names that mistake, also for the reciprocal factor."""
+    n = 8
+    factors = {"a mean instead of ½·sum": 2 / n, "the content loss in the other convention": 2.0 * 4 * 4 * 3}
+    with pytest.raises(CheckFailed, match=r"0\.25 times the expected value: a mean instead of ½·sum\?"):
+        check_close(torch.tensor(1.0), torch.tensor(4.0), name="E", factors=factors)
+    with pytest.raises(CheckFailed, match=r"96 times the expected value: the content loss in the other convention\?"):
+        check_close(96.0, 1.0, name="L", factors=factors)
+    with pytest.raises(CheckFailed, match=r"3 times the expected value: a missing or extra constant factor\?"):
+        check_close(3.0, 1.0, name="L", factors=factors)
+
+
+def test_a_failed_check_in_a_kernel_shows_the_message_and_the_cell_not_the_library_source():
+    """In a real IPython kernel the traceback stops at the check cell's own line (frames of checks.py hidden)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cell = nbformat.v4.new_code_cell("from nstlab import checks\nchecks.check_close([1.0, 5.0], [1.0, 2.0], name='x')")
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    error = next(out for out in nb.cells[0].outputs if out.output_type == "error")
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error.traceback))  # without the terminal colours
+    assert error.ename == "CheckFailed" and "differs from the expected value" in error.evalue
+    assert "check_close([1.0, 5.0]" in shown
+    assert "checks.py" not in shown and "_as_float64" not in shown and "raise CheckFailed" not in shown
