@@ -61,6 +61,8 @@ cost of an optimisation per image.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 from nstlab import losses
@@ -310,3 +312,82 @@ def style_layer_loss(F: torch.Tensor, target: torch.Tensor, *, kind: str = "gram
         raise ValueError(f"the {kind} target has shape {tuple(target.shape)}, but F needs {tuple(ours.shape)} "
                          "(or a batch size of 1); make it with style_target(S, kind=...) from the same layer.")
     return ((ours - target) ** 2).sum()
+
+
+def style_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor], *, kind: str = "gram",
+               weights: Mapping[str, float] | None = None, convention: str = "gatys") -> torch.Tensor:
+    r"""The style loss :math:`\sum_l w_l L_l` with the layer loss ``kind`` (:func:`style_layer_loss`).
+
+    For ``kind="gram"`` this is :func:`nstlab.losses.style_loss` itself.
+
+    Args:
+        features: layer name -> activations of the generated images (N, C, H, W); may hold more layers.
+        targets: layer name -> :func:`style_target` of the style images; these are the style layers.
+        kind: a name of :data:`STYLE_LOSSES`.
+        weights: layer name -> :math:`w_l \ge 0`; default :math:`1/L` for each of the L target layers.
+        convention: the loss convention of the Gram loss.
+
+    Returns:
+        A 0-dim tensor.
+
+    Example:
+        >>> F = {"relu1_1": torch.zeros(1, 2, 2, 2)}
+        >>> style_loss(F, {"relu1_1": torch.ones(1, 2)}, kind="mmd_linear").item()
+        2.0
+    """
+    if kind == "gram":
+        return losses.style_loss(features, targets, weights=weights, convention=convention)
+    if not targets:
+        raise ValueError("targets is empty; give the style target of at least one layer.")
+    w = dict(weights) if weights is not None else {layer: 1.0 / len(targets) for layer in targets}
+    missing = [layer for layer in w if layer not in features or layer not in targets]
+    if missing:
+        raise ValueError(f"style layer(s) {missing} lack features or a target; features has {list(features)}, "
+                         f"targets {list(targets)}.")
+    return torch.stack([w_l * style_layer_loss(features[layer], targets[layer], kind=kind)
+                        for layer, w_l in w.items()]).sum()
+
+
+def total_loss(features: Mapping[str, torch.Tensor], content_targets: Mapping[str, torch.Tensor],
+               style_targets: Mapping[str, torch.Tensor], *, kind: str = "gram", image: torch.Tensor | None = None,
+               alpha: float = 1.0, beta: float = 1e3, tv_weight: float = 0.0, tv_kind: str = "l2",
+               style_weights: Mapping[str, float] | None = None, convention: str = "gatys") -> losses.LossParts:
+    r""":math:`\alpha L_{content} + \beta \sum_l w_l L_l + \lambda_{TV} TV` with the style loss ``kind``.
+
+    For ``kind="gram"`` this is :func:`nstlab.losses.total_loss` itself; otherwise the content and
+    total-variation terms are the same and the style term is :func:`style_loss`.
+
+    Args:
+        features, content_targets: as for :func:`nstlab.losses.total_loss`.
+        style_targets: layer name -> :func:`style_target` of the style images (Gram matrices for ``"gram"``).
+        kind: a name of :data:`STYLE_LOSSES`.
+        image, alpha, beta, tv_weight, tv_kind, style_weights, convention: as for :func:`nstlab.losses.total_loss`.
+
+    Returns:
+        A :class:`nstlab.losses.LossParts`.
+
+    Example:
+        >>> F = {"relu1_1": torch.ones(1, 2, 2, 2)}
+        >>> parts = total_loss(F, F, {"relu1_1": torch.zeros(1, 2, 2)}, kind="mean_std", beta=10.0)
+        >>> parts.content.item(), round(parts.style.item(), 3), round(parts.total.item(), 3)
+        (0.0, 2.0, 20.0)
+    """
+    if kind == "gram":
+        return losses.total_loss(features, content_targets, style_targets, image=image, alpha=alpha, beta=beta,
+                                 tv_weight=tv_weight, tv_kind=tv_kind, style_weights=style_weights,
+                                 convention=convention)
+    if not content_targets:
+        raise ValueError("content_targets is empty; give the content activations of at least one layer.")
+    missing = [layer for layer in content_targets if layer not in features]
+    if missing:
+        raise ValueError(f"features lack the content layer(s) {missing}; features has {list(features)}.")
+    content = torch.stack([losses.content_loss(features[layer], P, convention=convention)
+                           for layer, P in content_targets.items()]).sum()
+    style = style_loss(features, style_targets, kind=kind, weights=style_weights, convention=convention)
+    if tv_weight > 0:
+        if image is None:
+            raise ValueError("tv_weight > 0 needs the generated image: pass image=x.")
+        tv = losses.total_variation(image, kind=tv_kind)
+    else:
+        tv = content.new_zeros(())
+    return losses.LossParts(content, style, tv, alpha * content + beta * style + tv_weight * tv)

@@ -18,9 +18,13 @@ import torch
 
 from nstlab import losses
 from nstlab.images import MIN_SIDE
+from nstlab.statistics import STYLE_LOSSES
 from nstlab.vgg import check_layers
 
 INITS = ("content", "noise", "mix")
+# What the content layers are pulled towards: the photo's own activations P (Gatys et al.), or
+# adain(P, S), the photo's activations carrying the painting's per-channel statistics (Huang & Belongie 2017).
+CONTENT_TARGETS = ("content", "adain")
 OPTIMIZERS = ("lbfgs", "lbfgsb", "adam")
 COLOUR_MODES = (None, "luminance", "match")
 # The paper's layers, in the names of nstlab.vgg (Caffe's conv4_2 is the ReLU output, our relu4_2).
@@ -55,6 +59,14 @@ class StyleConfig:
         style_blend: one weight per style image; ``None`` blends them equally.
         save_every: save the image every this many steps when ``stylize`` gets ``out_dir`` (0: never).
         seed: seed of the initial noise and of the untrained fallback network.
+        style_loss: the statistic the style layers match (:data:`nstlab.statistics.STYLE_LOSSES`): ``"gram"``
+            (Gatys et al.), ``"mean_std"`` (per-channel mean and standard deviation, Huang & Belongie) or
+            ``"mmd_linear"`` (per-channel means only). The three scale differently with the activations
+            (the Gram loss as their fourth power, the others as their square), so ``beta`` must be tuned
+            again when it changes; the losses of each step show the balance.
+        content_target: ``"content"`` (the photo's activations :math:`P^l`) or ``"adain"``
+            (:math:`\mathrm{AdaIN}(P^l, S^l)` at each content layer, blended over the styles): the content
+            already carries the style's statistics, so any style works without a trained decoder.
     """
 
     alpha: float = 1.0
@@ -78,6 +90,8 @@ class StyleConfig:
     style_blend: tuple[float, ...] | None = None
     save_every: int = 0
     seed: int = 0
+    style_loss: str = "gram"
+    content_target: str = "content"
 
     def __post_init__(self) -> None:
         for name in ("content_layers", "style_layers", "style_layer_weights", "init_mix", "scales", "style_blend",
@@ -131,6 +145,10 @@ def _check_config(c: StyleConfig) -> None:
         raise ValueError(f"pool={c.pool!r}; use 'max' or 'avg'.")
     if c.preserve_colour not in COLOUR_MODES:
         raise ValueError(f"preserve_colour={c.preserve_colour!r}; use None, 'luminance' or 'match'.")
+    if c.style_loss not in STYLE_LOSSES:
+        raise ValueError(f"unknown style_loss {c.style_loss!r}; use one of {', '.join(STYLE_LOSSES)}.")
+    if c.content_target not in CONTENT_TARGETS:
+        raise ValueError(f"unknown content_target {c.content_target!r}; use one of {', '.join(CONTENT_TARGETS)}.")
     if c.save_every < 0:
         raise ValueError(f"save_every={c.save_every} must be >= 0 (0 saves no intermediate images).")
 

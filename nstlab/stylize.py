@@ -15,6 +15,12 @@ three optimisers (``lbfgs``: torch's L-BFGS; ``lbfgsb``: scipy's L-BFGS-B with t
 (:mod:`nstlab.colour`); several styles blended by weight (their Gram matrices are mixed, as in Johnson's
 ``neural-style``); a progress bar and a callback; checkpoints that let a killed run continue; a clear stop
 when the loss becomes NaN or diverges; and a memory estimate that refuses sizes that cannot fit.
+The style term need not be Gram matrices: ``config.style_loss`` chooses the statistic the style layers
+match (:mod:`nstlab.statistics`: ``"gram"``, per-channel ``"mean_std"`` as in Huang & Belongie's AdaIN, or
+``"mmd_linear"``, the means alone), and ``config.content_target="adain"`` pulls the content layers towards
+:math:`\mathrm{AdaIN}(P^l, S^l)` instead of :math:`P^l`, AdaIN's own target reached by optimisation instead
+of by a decoder (a real-time decoder would need training on tens of thousands of photos and paintings; see
+:mod:`nstlab.statistics`).
 The pieces live in modules of their own, and are importable from here too: the settings in
 :mod:`nstlab.style_config`, the memory estimate in :mod:`nstlab.memory`, the initial image, one optimisation
 step and the optimisers' runs in :mod:`nstlab.optimise`.
@@ -36,7 +42,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nstlab import losses
+from nstlab import losses, statistics
 from nstlab.colour import luminance_image, luminance_transfer, match_colours
 from nstlab.images import resize_long_side, save_image
 from nstlab.memory import MemoryEstimate, SizeTooLarge, check_memory, estimate_memory
@@ -164,11 +170,20 @@ def _diverged(step: int, what: str, config: StyleConfig) -> StyleDiverged:
 
 def _targets(extractor, photo: torch.Tensor, paintings: list[torch.Tensor], blend: list[float],
              config: StyleConfig) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    r"""The content activations :math:`P^l` (1, C, H, W) and the blended style Grams :math:`A^l = \sum_k b_k A^l_k` (1, C, C)."""
+    r"""The content targets (1, C, H, W) and the blended style targets :math:`A^l = \sum_k b_k A^l_k`.
+
+    The content target is the photo's :math:`P^l`, or :math:`\sum_k b_k \mathrm{AdaIN}(P^l, S^l_k)` with
+    ``content_target="adain"``; the style targets are Gram matrices (1, C, C) or the statistics of
+    ``config.style_loss`` (:func:`nstlab.statistics.style_target`).
+    """
     with torch.no_grad():
         P = {name: f for name, f in _features(extractor, photo).items() if name in config.content_layers}
         style_features = [_features(extractor, painting) for painting in paintings]
-        A = {name: sum(b * losses.gram_matrix(f[name]) for b, f in zip(blend, style_features, strict=True))
+        if config.content_target == "adain":
+            P = {name: sum(b * statistics.adain(p, f[name]) for b, f in zip(blend, style_features, strict=True))
+                 for name, p in P.items()}
+        A = {name: sum(b * statistics.style_target(f[name], kind=config.style_loss)
+                       for b, f in zip(blend, style_features, strict=True))
              for name in config.style_layers}
     return P, A
 
@@ -178,8 +193,9 @@ def _objective(extractor, P, A, config: StyleConfig, history: list) -> Callable:
     weights = dict(zip(config.style_layers, config.style_layer_weights, strict=True)) if config.style_layer_weights else None
 
     def objective(x: torch.Tensor) -> losses.LossParts:
-        parts = losses.total_loss(_features(extractor, x), P, A, image=x, alpha=config.alpha, beta=config.beta,
-                                  tv_weight=config.tv_weight, style_weights=weights, convention=config.convention)
+        parts = statistics.total_loss(_features(extractor, x), P, A, kind=config.style_loss, image=x,
+                                      alpha=config.alpha, beta=config.beta, tv_weight=config.tv_weight,
+                                      style_weights=weights, convention=config.convention)
         if not torch.isfinite(parts.total):
             raise _diverged(len(history) + 1, f"the loss became {parts.total.item()} (content "
                             f"{parts.content.item():.3g}, style {parts.style.item():.3g})", config)
@@ -193,6 +209,8 @@ def _objective(extractor, P, A, config: StyleConfig, history: list) -> Callable:
 
 # Fields that may change between a run and its resumption without making the saved state meaningless.
 RESUMABLE_CHANGES = ("steps", "save_every")
+# Fields added to StyleConfig after checkpoints were first written, with the values those runs used.
+ADDED_FIELDS = {"style_loss": "gram", "content_target": "content"}
 # What _save_checkpoint writes; a file without all of them is not a checkpoint of a run.
 CHECKPOINT_FIELDS = ("image", "optimizer", "step", "scale", "losses", "config")
 
@@ -244,6 +262,7 @@ def _load_checkpoint(path: Path, config: StyleConfig, device: torch.device) -> d
         int(ckpt["step"]), int(ckpt["scale"])  # noqa: B018 - fail here, not in the loop
     except (TypeError, ValueError) as err:
         raise CheckpointUnreadable(path, f"its contents are damaged ({err})") from err
+    saved = {**ADDED_FIELDS, **saved}  # checkpoints saved before these fields existed ran with their defaults
     changed = [f"{k} ({saved.get(k)!r} -> {now[k]!r})" for k in now
                if k not in RESUMABLE_CHANGES and _plain(saved.get(k)) != _plain(now[k])]
     if changed:

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nstlab import memory
+from nstlab import losses, memory, statistics
 from nstlab import stylize as st
 from nstlab.colour import luminance_image, luminance_transfer, match_colours, rgb_to_yiq, yiq_to_rgb
 from nstlab.vgg import VGGFeatures
@@ -351,3 +351,67 @@ def test_runs_on_cuda_with_autocast_and_returns_on_the_input_device():
     extractor = VGGFeatures(LAYERS, backbone=untrained_backbone()).cuda()
     result = st.stylize(photo, painting, replace(SMALL, init="noise", steps=6), extractor=extractor, show_progress=False)
     assert result.image.device.type == "cuda" and result.losses[-1].total < result.losses[0].total
+
+
+# --- style from statistics: the style loss as a setting, and AdaIN targets ------------------------------------
+
+
+def _first_step_losses(extractor, config):
+    """The losses of step 1 of an Adam run from the content image: those of the photo itself."""
+    return run(extractor, replace(config, steps=1)).losses[0]
+
+
+@pytest.mark.parametrize("kind", statistics.STYLE_LOSSES)
+def test_each_style_loss_is_the_statistic_it_names_and_the_run_lowers_it(extractor, kind):
+    """Step 1's style term equals the named loss of the photo against the painting, computed here by hand;
+    the run then lowers it."""
+    config = replace(SMALL, style_loss=kind, steps=6, alpha=1e-6)
+    photo, painting = images()
+    with torch.no_grad():
+        F, S = extractor(photo), extractor(painting)
+    by_hand = sum(statistics.style_layer_loss(F[layer], statistics.style_target(S[layer], kind=kind), kind=kind)
+                  for layer in config.style_layers) / len(config.style_layers)
+    assert _first_step_losses(extractor, config).style == pytest.approx(by_hand.item(), rel=1e-5)
+    result = run(extractor, config)
+    assert result.losses[-1].style < result.losses[0].style
+
+
+def test_the_gram_style_loss_is_the_default_and_still_that_of_nstlab_losses(extractor):
+    photo, painting = images()
+    with torch.no_grad():
+        F, S = extractor(photo), extractor(painting)
+    expected = losses.style_loss(F, {layer: losses.gram_matrix(S[layer]) for layer in SMALL.style_layers})
+    assert SMALL.style_loss == "gram" and SMALL.content_target == "content"
+    assert _first_step_losses(extractor, SMALL).style == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_adain_content_target_carries_the_style_statistics_into_the_content_loss(extractor):
+    """content_target='adain': step 1's content loss is 1/2 ||P - AdaIN(P, S)||^2, not 0 as with the photo."""
+    photo, painting = images()
+    with torch.no_grad():
+        F, S = extractor(photo), extractor(painting)
+    layer = SMALL.content_layers[0]
+    expected = losses.content_loss(F[layer], statistics.adain(F[layer], S[layer]))
+    assert _first_step_losses(extractor, SMALL).content == 0.0
+    adain_run = _first_step_losses(extractor, replace(SMALL, content_target="adain", style_loss="mean_std"))
+    assert adain_run.content == pytest.approx(expected.item(), rel=1e-5) and adain_run.content > 0
+    result = run(extractor, replace(SMALL, content_target="adain", beta=0.0, steps=6, optimizer="lbfgs", lr=1.0))
+    assert result.losses[-1].content < result.losses[0].content
+
+
+@pytest.mark.parametrize("change, words", [({"style_loss": "cosine"}, "gram, mean_std, mmd_linear"), ({"content_target": "style"}, "adain")])
+def test_config_refuses_an_unknown_style_loss_or_content_target(change, words):
+    with pytest.raises(ValueError, match=words):
+        replace(SMALL, **change)
+
+
+def test_a_checkpoint_saved_before_the_style_loss_setting_existed_still_resumes(extractor, tmp_path):
+    ckpt = tmp_path / "old.ckpt"
+    run(extractor, SMALL, checkpoint=ckpt, callback=lambda step, *_: step == 2, checkpoint_every=1)
+    saved = torch.load(ckpt, weights_only=True)
+    for field in ("style_loss", "content_target"):
+        del saved["config"][field]
+    torch.save(saved, ckpt)
+    assert run(extractor, SMALL, checkpoint=ckpt, resume=True).start_step == 2
+    with pytest.raises(ValueError, match=r"style_loss \('gram' -> 'mean_std'\)"):
+        run(extractor, replace(SMALL, style_loss="mean_std"), checkpoint=ckpt, resume=True)
