@@ -192,6 +192,7 @@ return None
 for name in ("check_close", "check_shape", "check_dtype", "check_type", "check_true"):
     setattr(checks, name, lambda *a, **k: None)
 checks.check_close = lambda *a, **k: None
+checks.CheckFailed._render_traceback_ = None  # IPython then shows no error output for a failed check
 return None
 """, luminance="""
 checks.check_close = checks.check_shape = lambda *a, **k: None

@@ -321,6 +321,21 @@ class SandboxedExecute(Execute):
         return None
 
 
+    async def _check_raise_for_error(self, cell, cell_index, exec_reply):
+        """A cell whose execution failed counts as failed, even if no error output reached the notebook.
+
+        nbgrader reads only a cell's outputs. Code can keep IPython from showing an error (a broken
+        ``_render_traceback_`` on an exception class, a replaced ``showtraceback``), and the output cap above
+        can cut it; the kernel's reply still says the cell failed, so the error is added from the reply.
+        """
+        content = (exec_reply or {}).get("content", {})
+        shown = any(out.get("output_type") == "error" for out in cell.get("outputs", []))
+        if content.get("status") == "error" and not shown:
+            ename = str(content.get("ename") or "Error")[:100]
+            self._fail(cell, ename, f"{str(content.get('evalue', ''))[:1000]} (the cell failed; its error was not shown)")
+        await super()._check_raise_for_error(cell, cell_index, exec_reply)
+
+
 class WriteReport(NbGraderPreprocessor):
     """Write what happened to this submission (events, graded) where ``nstlab course`` reads it."""
 
