@@ -328,3 +328,29 @@ def test_a_corrupt_checkpoint_with_resume_gets_one_line_naming_the_file_and_the_
     assert problem in err and "Delete it, or start afresh without --resume" in err
     assert "weights_only" not in err and "Traceback" not in err
     assert ckpt.read_bytes() == before and not out.exists()
+
+
+def test_style_loss_and_content_target_reach_the_run(tmp_path, capsys, quick_backbone, monkeypatch):
+    """--style-loss and --content-target end up in the StyleConfig of the run and on the announcing line."""
+    import nstlab.stylize
+
+    seen = {}
+    real = nstlab.stylize.stylize
+
+    def spy(content, styles, config, **kwargs):
+        seen["config"] = config
+        return real(content, styles, config, **kwargs)
+
+    monkeypatch.setattr(nstlab.stylize, "stylize", spy)
+    out = tmp_path / "out.png"
+    assert main(stylize("astronaut", "mosaic", "-o", out, "--style-loss", "mean_std", "--content-target", "adain",
+                        "--beta", "10", *FAST)) == 0
+    stdout = capsys.readouterr().out
+    assert (seen["config"].style_loss, seen["config"].content_target, seen["config"].beta) == ("mean_std", "adain", 10.0)
+    assert "style loss mean_std, AdaIN content target" in stdout and Image.open(out).size == (32, 32)
+
+
+def test_an_unknown_style_loss_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(stylize("astronaut", "mosaic", "-o", tmp_path / "out.png", "--style-loss", "cosine", *FAST))
+    assert info.value.code == 2 and "invalid choice: 'cosine'" in capsys.readouterr().err

@@ -61,6 +61,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--lr", type=float, help="learning rate (Adam, L-BFGS step length)")
     p.add_argument("--scales", type=_floats, help="coarse-to-fine fractions of --size, e.g. 0.5,1")
     p.add_argument("--scale-steps", type=_floats, help="steps at each scale instead of --steps, e.g. 200,50")
+    p.add_argument("--style-loss", choices=("gram", "mean_std", "mmd_linear"),
+                   help="the statistic the style layers match: Gram matrices (default), per-channel mean and std "
+                        "(AdaIN's), or means only; retune --beta when changing it")
+    p.add_argument("--content-target", choices=("content", "adain"),
+                   help="pull the content layers towards the photo's features (default) or AdaIN(photo, style)")
     p.add_argument("--pool", choices=("max", "avg"), help="pooling in VGG")
     p.add_argument("--arch", choices=("vgg19", "vgg16"), help="network")
     p.add_argument("--preserve-colour", choices=("luminance", "match"), help="keep the content image's colours")
@@ -102,7 +107,7 @@ def _refuse_unwritable(path: Path, option: str) -> None:
 # Option name on the command line -> StyleConfig field.
 OVERRIDES = ("size", "steps", "alpha", "beta", "tv_weight", "content_layers", "style_layers", "style_layer_weights",
              "style_blend", "init", "init_mix", "optimizer", "lr", "scales", "scale_steps", "pool", "arch", "preserve_colour",
-             "seed", "save_every")
+             "seed", "save_every", "style_loss", "content_target")
 
 
 def _config(args: argparse.Namespace):
@@ -117,6 +122,13 @@ def _config(args: argparse.Namespace):
     if "scale_steps" in changes:
         changes["scale_steps"] = tuple(int(n) for n in changes["scale_steps"])
     return replace(config, **changes)
+
+
+def _statistics(config) -> str:
+    """The style loss and content target, when they are not the paper's, for the line announcing the run."""
+    parts = ([f"style loss {config.style_loss}"] if config.style_loss != "gram" else []) + \
+            (["AdaIN content target"] if config.content_target == "adain" else [])
+    return "".join(f", {p}" for p in parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     steps = "+".join(map(str, config.scale_steps)) if config.scale_steps else f"{config.steps}"
     print(f"stylize: {args.content} in the style of {', '.join(args.styles)}; {config.size} px, {steps} "
           f"steps x scales {scales}, {config.optimizer}, alpha={config.alpha:g}, beta={config.beta:g}, "
-          f"init {config.init}; device {choice}", flush=True)
+          f"init {config.init}{_statistics(config)}; device {choice}", flush=True)
     try:  # before loading 550 MB of weights: refuse a size that cannot fit
         check_memory(output_size(content, config), arch=config.arch, device=choice.device, optimizer=config.optimizer,
                      layers=config.content_layers + config.style_layers)
