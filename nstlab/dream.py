@@ -95,7 +95,7 @@ class DreamConfig:
             channels = layer_channels(self.layer, arch=self.arch)
             if isinstance(self.channel, bool) or not isinstance(self.channel, int) or not 0 <= self.channel < channels:
                 raise ValueError(f"channel {self.channel!r} is out of range for {self.layer}, which has {channels} "
-                                 f"channels; give one of 0..{channels - 1}, or None for all of them.")
+                                 f"channels; give one of 0..{channels - 1} (or no channel, for all of them).")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; use one of {', '.join(map(repr, OBJECTIVES))}.")
         if self.octaves < 1:
