@@ -24,7 +24,7 @@ import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -236,6 +236,9 @@ def check_shape(value: Any, expected: tuple[int, ...], *, name: str = "the resul
             hint = f"It has {len(shape)} dimensions instead of {len(expected)}: a missing or extra batch axis?"
         elif sorted(shape) == sorted(expected):
             hint = "The same sizes in another order: is a transpose or permute missing or doubled?"
+        elif sum(abs(s - e) for s, e in zip(shape, expected, strict=True)) == 1:
+            hint = ("One axis is one entry too short or too long: an off-by-one (a range that stops one early, or "
+                    "a first value left out)?")
         raise CheckFailed(f"{name} has shape {shape} but should have shape {expected}. {hint}")
 
 
@@ -263,6 +266,7 @@ def check_close(
     atol: float = 1e-8,
     check_dtype_of: torch.dtype | None = None,
     factors: Mapping[str, float] | None = None,
+    mistakes: Mapping[str, Any] | None = None,
 ) -> None:
     """Fail unless ``actual`` equals ``expected`` within ``|a - e| <= atol + rtol * |e|`` entry by entry.
 
@@ -282,6 +286,8 @@ def check_close(
         check_dtype_of: if given, ``actual`` must also have this dtype.
         factors: known mistakes and the factor ``actual / expected`` each produces, e.g.
             ``{"a mean instead of ½·sum": 2 / N}``; the reciprocal of a factor is recognised too.
+        mistakes: known wrong answers by what causes them, e.g. ``{"f'(z) left out": delta_next @ W_next}``;
+            when ``actual`` matches one of them (within the same tolerance), the message names that cause.
 
     Example:
         >>> check_close(torch.tensor([1.0, 2.0]), [1.0, 2.0], name="x")
@@ -298,6 +304,8 @@ def check_close(
     if check_dtype_of is not None:
         check_dtype(actual, check_dtype_of, name=name)
     a, e = _as_float64(actual, name), _as_float64(expected, "the expected value")
+    if a.shape != e.shape or not np.allclose(a, e, rtol=rtol, atol=atol, equal_nan=True):
+        _known_mistake(a, name, rtol, atol, mistakes)
     if a.shape != e.shape:
         check_shape(a, e.shape, name=name)
     if np.isnan(a).any() and not np.isnan(e).any():
@@ -320,6 +328,15 @@ def check_close(
         f"({_largest_error(a, e, bad)}, tolerance rtol={rtol:g}, atol={atol:g}). "
         f"First differences: {listed}.{_hint(a, e, rtol, atol, factors)}"
     )
+
+
+def _known_mistake(a: np.ndarray, name: str, rtol: float, atol: float, mistakes: Mapping[str, Any] | None) -> None:
+    """Fail naming the cause if ``a`` is one of the known wrong answers."""
+    __tracebackhide__ = True
+    for cause, wrong in (mistakes or {}).items():
+        w = _as_float64(wrong, "a known mistake")
+        if w.shape == a.shape and np.allclose(a, w, rtol=rtol, atol=atol):
+            raise CheckFailed(f"{name} is wrong, and it equals what this mistake gives: {cause}.")
 
 
 def _largest_error(a: np.ndarray, e: np.ndarray, bad: np.ndarray) -> str:
@@ -379,6 +396,52 @@ def check_equal(actual: Any, expected: Any, *, name: str = "the result", hint: s
     a, e = _as_float64(actual, name), _as_float64(expected, "the expected value")
     if a.shape != e.shape or not np.array_equal(a, e):
         raise CheckFailed(f"{name}: yours {a.tolist()}, expected {e.tolist()}." + (f" {hint}" if hint else ""))
+
+
+def check_grad(actual: Any, expected: torch.Tensor, inputs: Sequence[torch.Tensor], *, name: str = "the result",
+               rtol: float = 1e-5, atol: float = 1e-8) -> None:
+    """Fail unless ``actual`` passes autograd's gradient back to ``inputs``, equal to the one ``expected`` passes.
+
+    A value can be right and still useless for training: one computed with ``.detach()``, ``.item()``, numpy
+    or ``torch.tensor(...)`` of numbers carries no gradient, and ``torch.where``/``clamp`` choices decide the
+    gradient at a kink. Both results are weighted by the same fixed random numbers, summed and differentiated
+    with respect to every tensor of ``inputs``; the gradients are compared with :func:`check_close`.
+
+    Args:
+        actual: the student's result, computed from ``inputs``.
+        expected: the reference result, computed from the same ``inputs``.
+        inputs: the tensors (``requires_grad=True``) both were computed from.
+        name: what ``actual`` is, as the student would call it.
+        rtol, atol: tolerances of the gradients' comparison.
+
+    Example:
+        >>> x = torch.tensor([1.0, -2.0], requires_grad=True)
+        >>> check_grad(x * x, x ** 2, [x], name="square(x)")
+        >>> check_grad((x * x).detach(), x ** 2, [x], name="square(x)")
+        Traceback (most recent call last):
+        ...
+        nstlab.checks.CheckFailed: square(x) carries no gradient back to its input...
+    """
+    __tracebackhide__ = True
+    check_type(actual, torch.Tensor, name=name)
+    with _torch_itself():
+        if actual.grad_fn is None or not actual.requires_grad:
+            raise CheckFailed(
+                f"{name} carries no gradient back to its input, so nothing could be trained through it. Was it "
+                "detached, turned into a number (.item(), float()), computed in numpy, or rebuilt with "
+                "torch.tensor(...)? Compute it from the input with torch operations only."
+            )
+        weights = torch.rand(expected.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        weights = weights.to(device=expected.device, dtype=expected.dtype)
+        if tuple(actual.shape) != tuple(expected.shape):
+            check_shape(actual, tuple(expected.shape), name=name)
+        mine = torch.autograd.grad((actual * weights).sum(), list(inputs), allow_unused=True, retain_graph=True)
+        theirs = torch.autograd.grad((expected * weights).sum(), list(inputs), allow_unused=True, retain_graph=True)
+    for k, (g_mine, g_ref) in enumerate(zip(mine, theirs, strict=True)):
+        which = f"the gradient of {name} with respect to input {k}" if len(mine) > 1 else f"the gradient of {name}"
+        if g_mine is None:
+            raise CheckFailed(f"{which} is missing: {name} does not depend on that input through autograd.")
+        check_close(g_mine, g_ref if g_ref is not None else torch.zeros_like(g_mine), name=which, rtol=rtol, atol=atol)
 
 
 def check_true(condition: bool, message: str) -> None:

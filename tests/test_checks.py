@@ -428,3 +428,41 @@ def test_a_failed_check_in_a_kernel_shows_the_message_and_the_cell_not_the_libra
     assert error.ename == "CheckFailed" and "differs from the expected value" in error.evalue
     assert "check_close([1.0, 5.0]" in shown
     assert "checks.py" not in shown and "_as_float64" not in shown and "raise CheckFailed" not in shown
+
+
+def test_a_known_wrong_answer_is_named_before_the_generic_message():
+    """The check names the cause when the answer equals a known mistake, even with another shape."""
+    from nstlab.losses import gram_matrix
+
+    F = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    mixed = F.transpose(0, 1).reshape(3, -1) @ F.transpose(0, 1).reshape(3, -1).T  # images of the batch mixed
+    mistakes = {"the images of the batch are mixed": gram_matrix(F).sum(0)}
+    with pytest.raises(CheckFailed, match="equals what this mistake gives: the images of the batch are mixed"):
+        check_close(mixed, gram_matrix(F), name="gram_matrix(F)", rtol=1e-5, atol=1e-5, mistakes=mistakes)
+    check_close(gram_matrix(F), gram_matrix(F), name="gram_matrix(F)", mistakes=mistakes)  # right answers pass
+
+
+def test_a_shape_one_entry_off_suggests_an_off_by_one():
+    with pytest.raises(CheckFailed, match="off-by-one"):
+        check_shape(torch.zeros(3, 2), (4, 2), name="ws")
+
+
+def test_check_grad_fails_answers_that_carry_no_gradient():
+    """A detached value, a numpy round trip and a tensor rebuilt from numbers are right but untrainable."""
+    from nstlab.checks import check_grad
+
+    x = torch.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    for wrong in ((x * x).detach(), torch.from_numpy(x.detach().numpy() ** 2), torch.tensor([v * v for v in x.tolist()])):
+        with pytest.raises(CheckFailed, match="carries no gradient back to its input"):
+            check_grad(wrong, x**2, [x], name="square(x)")
+    check_grad(x * x, x**2, [x], name="square(x)")
+
+
+def test_check_grad_compares_the_gradient_where_answers_agree_in_value():
+    """relu written as where(x >= 0, x, 0) has the right values but gradient 1 at 0, where torch.relu has 0."""
+    from nstlab.checks import check_grad
+
+    x = torch.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    with pytest.raises(CheckFailed, match=r"the gradient of relu\(x\) differs .* at \(1,\)"):
+        check_grad(torch.where(x >= 0, x, torch.zeros_like(x)), torch.relu(x), [x], name="relu(x)")
+    check_grad(torch.where(x > 0, x, torch.zeros_like(x)), torch.relu(x), [x], name="relu(x)")
