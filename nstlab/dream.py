@@ -62,7 +62,8 @@ class DreamConfig:
 
     Attributes:
         layer: the VGG19 layer whose activations are amplified, e.g. ``"relu4_2"`` (see :mod:`nstlab.vgg`).
-        channel: one channel of that layer to amplify, or ``None`` for all of them.
+        channel: one channel of that layer to amplify, or ``None`` for all of them (with a guide, it applies to
+            the plain part of the objective, so it needs ``guide_weight < 1``).
         objective: ``"mean"`` (:math:`J_{mean}`) or ``"l2"`` (:math:`J_{L2}`).
         octaves: the number of octaves (image sizes); fewer are run where the smallest would drop below 32 px.
         octave_scale: the ratio between successive octave sizes (Mordvintsev et al. use 1.4).
@@ -384,6 +385,9 @@ def dream(image: torch.Tensor, extractor, config: DreamConfig = DreamConfig(), *
     def plain(features):
         return dream_objective(features, channel=config.channel, kind=config.objective)
 
+    if guide is not None and config.channel is not None and config.guide_weight == 1:
+        raise ValueError(f"channel {config.channel} has no effect when the guide is the whole objective "
+                         "(guide_weight=1); lower guide_weight to mix the two, or leave out the channel.")
     if guide is not None:
         guide = resize_long_side(_check_image(guide, "guide").detach().float().to(x.device), max(x.shape[-2:]))
         with torch.no_grad():

@@ -225,6 +225,8 @@ def test_bad_calls_get_errors_that_name_the_fix(extractor):
         dream(torch.rand(3, 48, 48), extractor, small(), progress=False)
     with pytest.raises(ValueError, match="features have 128 channels"):
         dream_objective(torch.zeros(1, 128, 2, 2), channel=128)
+    with pytest.raises(ValueError, match="lower guide_weight"):
+        dream(image(), extractor, small(channel=3), guide=image(seed=1), progress=False)
     with pytest.raises(ValueError, match="0-dim tensor"):
         ascent_step(image(), lambda x: x, step_size=0.1)
     assert layer_channels("relu5_4") == 512 and layer_channels("conv2_1", arch="vgg16") == 128
