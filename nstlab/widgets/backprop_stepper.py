@@ -18,7 +18,12 @@ from nstlab import data, mlp, plotting
 
 STAGES = ("start", "hidden forward", "output forward", "output δ", "hidden δ", "gradients", "update")
 # Node positions in the diagram: inputs, hidden units, output (x, y in axes units).
-POSITIONS = ([(0.1, 0.72), (0.1, 0.28)], [(0.5, 0.78), (0.5, 0.22)], [(0.88, 0.5)])
+POSITIONS = ([(0.07, 0.75), (0.07, 0.25)], [(0.5, 0.8), (0.5, 0.2)], [(0.9, 0.5)])
+# Where along each edge of a layer its weight is written (0: at the start node, 1: at the end node). The
+# first layer's edges cross in the middle, so their labels sit near the inputs, where the edges are apart.
+LABEL_AT = (0.3, 0.5)
+# Type size of every label in the diagram, large enough to read on a projector.
+FONT_SIZE = 11
 
 
 class BackpropStepper(widgets.VBox):
@@ -105,22 +110,25 @@ class BackpropStepper(widgets.VBox):
         return lines[name]
 
     def _show(self) -> None:
-        fig = Figure(figsize=(6.5, 4))
-        ax = fig.add_subplot()
+        fig = Figure(figsize=(8, 4.8))
+        ax = fig.add_axes((0.01, 0.01, 0.98, 0.9))
         ax.set_axis_off()
-        ax.set(xlim=(0, 1), ylim=(0, 1), title=f"stage {self.stage}: {STAGES[self.stage]}")
+        ax.set(xlim=(0, 1), ylim=(0, 1))
+        ax.set_title(f"stage {self.stage}: {STAGES[self.stage]}", fontsize=FONT_SIZE + 3)
         v = self.values
         grads = v.get("grads")
         for layer, (W, _) in enumerate(self.params):
             for j, end in enumerate(POSITIONS[layer + 1]):
                 for i, start in enumerate(POSITIONS[layer]):
                     ax.plot([start[0], end[0]], [start[1], end[1]], color="0.6", zorder=1)
-                    mx, my = start[0] + 0.6 * (end[0] - start[0]), start[1] + 0.6 * (end[1] - start[1])
+                    at = LABEL_AT[layer]
+                    mx, my = start[0] + at * (end[0] - start[0]), start[1] + at * (end[1] - start[1])
                     label = f"{float(W[j, i]):.2f}"
                     if grads is not None and STAGES[self.stage] == "gradients":
                         label += f"\n∂ {float(grads[layer][0][j, i]):+.3f}"
-                    ax.text(mx, my, label, fontsize=7, ha="center", va="center", color="C3" if "∂" in label else "k",
-                            bbox={"fc": "white", "ec": "none", "alpha": 0.8}, zorder=2)
+                    ax.text(mx, my, label, fontsize=FONT_SIZE, ha="center", va="center", gid="weight",
+                            color="C3" if "∂" in label else "k",
+                            bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": 1}, zorder=2)
         node_text = [[f"x={float(val):.0f}" for val in v["x"][0]], [], []]
         for layer, (z_key, a_key, d_key) in enumerate((("z1", "a1", "delta1"), ("z2", "a2", "delta2")), start=1):
             for j in range(len(POSITIONS[layer])):
@@ -132,8 +140,9 @@ class BackpropStepper(widgets.VBox):
                 node_text[layer].append("\n".join(parts))
         for layer, nodes in enumerate(POSITIONS):
             for j, (px, py) in enumerate(nodes):
-                ax.scatter([px], [py], s=2000, c="#dbe9f6", edgecolors="k", zorder=3)
-                ax.text(px, py, node_text[layer][j], fontsize=7, ha="center", va="center", zorder=4)
+                ax.scatter([px], [py], s=5000, c="#dbe9f6", edgecolors="k", zorder=3)
+                ax.text(px, py, node_text[layer][j], fontsize=FONT_SIZE, ha="center", va="center", gid="node", zorder=4)
+        self.figure = fig  # kept so tests can measure where the labels landed
         self.image.value = plotting.render_png(fig)
         self.status.value = f"<p>{self._explain()}</p>"
 
