@@ -7,7 +7,16 @@ import torch
 from PIL import Image
 
 from nstlab.weights import untrained_backbone
-from nstlab.widgets.style_panel import GridSpec, compute_grid, default_cache_dir, grid_key, grid_path, style_panel
+from nstlab.widgets.style_panel import (
+    GridSpec,
+    compute_grid,
+    default_cache_dir,
+    grid_key,
+    grid_path,
+    lecture_spec,
+    prepare,
+    style_panel,
+)
 
 # The smallest grid that still has two values of every control: 8 runs of one step at 48 pixels.
 TINY = GridSpec(size=48, steps=1, ratios=(1e2, 1e4), layer_choices=("relu1_1", "relu1_1 … relu3_1"),
@@ -78,9 +87,11 @@ def test_missing_grid_says_how_to_make_it_and_shows_no_result(tmp_path, backbone
     panel = style_panel(TINY, live=False, backbone=backbone, cache_dir=tmp_path)
     assert panel.image is None and panel.result_view.value == b""
     assert "No precomputed grid" in panel.status.value and "compute_grid" in panel.status.value
+    assert "nstlab present --prepare" in panel.status.value
     assert panel.compute_button.layout.display != "none"
+    assert panel.result_view.layout.display == "none"  # an empty image would be a broken-image icon in a browser
     panel.init.value = "noise"  # changing a control must not fail either
-    assert panel.image is None
+    assert panel.image is None and panel.result_view.layout.display == "none"
 
 
 def test_grid_computed_after_the_panel_is_picked_up_by_reload(tmp_path, backbone):
@@ -91,6 +102,30 @@ def test_grid_computed_after_the_panel_is_picked_up_by_reload(tmp_path, backbone
     panel.reload()
     panel.refresh()
     assert panel.image is not None and panel.compute_button.layout.display == "none"
+    assert panel.result_view.layout.display is None and panel.result_view.value
+
+
+def test_prepare_estimates_then_caches_the_lecture_grid_once(tmp_path, monkeypatch, capsys):
+    """`nstlab present --prepare` calls prepare(): an estimate first, the lecture's grid cached, and a second
+    call returns the cached file without computing."""
+    monkeypatch.setenv("NSTLAB_PROFILE", "grade")
+    spec = lecture_spec()
+    path = prepare(cache_dir=tmp_path)
+    out = capsys.readouterr().out
+    assert "about" in out and f"{len(spec.ratios) * len(spec.layer_choices) * len(spec.inits)} images" in out
+    saved = torch.load(path, weights_only=True)
+    assert path.parent == tmp_path and len(saved["images"]) == 8 and saved["spec"]["size"] == spec.size
+    before = path.stat().st_mtime_ns
+    assert prepare(cache_dir=tmp_path) == path and path.stat().st_mtime_ns == before
+    assert "already prepared" in capsys.readouterr().out
+    panel = style_panel(spec, live=False, cache_dir=tmp_path)  # what the lecture shows: the prepared grid
+    assert panel.image is not None and panel.grid_file == path
+
+
+def test_lecture_grid_is_the_default_grid_outside_the_grade_profile():
+    assert lecture_spec("fast") == lecture_spec("full") == GridSpec()
+    tiny = lecture_spec("grade")
+    assert all(len(values) == 2 for values in (tiny.ratios, tiny.layer_choices, tiny.inits))
 
 
 def test_live_mode_runs_an_optimisation_on_each_change(backbone):
