@@ -133,8 +133,8 @@ def dream_config(profile: str | None = None, **overrides) -> DreamConfig:
     """
     from nstlab.profiles import get_profile
 
-    name = get_profile(profile).name
-    return replace(DreamConfig(seed=get_profile(profile).seed, **PROFILE_SETTINGS[name]), **overrides)
+    chosen = get_profile(profile)
+    return replace(DreamConfig(seed=chosen.seed, **PROFILE_SETTINGS[chosen.name]), **overrides)
 
 
 def layer_channels(layer: str, *, arch: str = "vgg19") -> int:
@@ -407,23 +407,25 @@ def dream(image: torch.Tensor, extractor, config: DreamConfig = DreamConfig(), *
     bases = [F.interpolate(x, size=s, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
              if s != tuple(x.shape[-2:]) else x for s in sizes]  # (1, 3, h_k, w_k) each
     history: list[float] = []
-    bar = progress_bar(range(len(sizes) * config.steps), desc="dream", disable=None if progress else True)
-    ticks = iter(bar)
+    ticks = progress_bar(range(len(sizes) * config.steps), desc="dream", disable=None if progress else True)
+    next(ticks, None)  # show the bar at 0; each later next() counts a finished step, the last one closes it
     t0 = time.perf_counter()
     detail = torch.zeros_like(bases[0])
-    for base in bases:
-        # The detail dreamed so far, carried up to this octave's size and put back on its base.
-        detail = F.interpolate(detail, size=base.shape[-2:], mode="bilinear", align_corners=False)
-        dreamed = (base + detail).clamp(0, 1)
-        for _ in range(config.steps):
-            dx, dy = (torch.randint(-config.jitter, config.jitter + 1, (2,), generator=rng).tolist()
-                      if config.jitter else (0, 0))
-            dreamed, value = _ascent(jitter(dreamed, dx, dy), objective, config.step_size)
-            dreamed = jitter(dreamed, -dx, -dy)
-            history.append(value.item())
-            next(ticks, None)
-        detail = dreamed - base
-    next(ticks, None)  # closes the bar
+    try:
+        for base in bases:
+            # The detail dreamed so far, carried up to this octave's size and put back on its base.
+            detail = F.interpolate(detail, size=base.shape[-2:], mode="bilinear", align_corners=False)
+            dreamed = (base + detail).clamp(0, 1)
+            for _ in range(config.steps):
+                dx, dy = (torch.randint(-config.jitter, config.jitter + 1, (2,), generator=rng).tolist()
+                          if config.jitter else (0, 0))
+                dreamed, value = _ascent(jitter(dreamed, dx, dy), objective, config.step_size)
+                dreamed = jitter(dreamed, -dx, -dy)
+                history.append(value.item())
+                next(ticks, None)
+            detail = dreamed - base
+    finally:
+        ticks.close()
     seconds = time.perf_counter() - t0
     return DreamResult(dreamed.contiguous(), tuple(history), tuple(sizes), bool(getattr(extractor, "pretrained", False)),
                        str(getattr(extractor, "note", "")), config, seconds)

@@ -237,3 +237,12 @@ def test_dream_runs_on_the_device_of_its_input():
     cuda_extractor = VGGFeatures(["relu2_1"], backbone=untrained_backbone("vgg19")).to("cuda")
     result = dream(image().cuda(), cuda_extractor, small(), progress=False)
     assert result.image.device.type == "cuda"
+
+
+def test_a_progress_bar_counts_every_step_and_is_silent_under_nbgrader(extractor, capsys, monkeypatch):
+    dream(image(), extractor, small(), progress=True)
+    err = capsys.readouterr().err
+    assert "dream" in err and "4/4" in err
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    dream(image(), extractor, small(), progress=True)
+    assert capsys.readouterr().err == ""
