@@ -272,7 +272,8 @@ for gate in ("and", "or"):
 #
 # 1. start from `w = torch.zeros(D, dtype=X.dtype)` and `b = torch.zeros((), dtype=X.dtype)`;
 # 2. each epoch, apply the rule to every row of `X` **in order**;
-# 3. after each epoch record the weights, the bias and the number of misclassified training examples;
+# 3. after each epoch record the weights, the bias and the number of training examples that the weights
+#    *at the end of the epoch* misclassify (not the mistakes made while the epoch was running);
 # 4. stop after the first epoch with no mistakes.
 #
 # Return a `Run(w, b, ws, bs, errors)` (imported above): `ws` stacks the initial weights and the weights after
@@ -315,7 +316,8 @@ X, y = data.logic_gate("or")
 mine, reference = train(X, y, epochs=10, eta=0.1), perceptron.train(X, y, epochs=10, eta=0.1)
 checks.check_type(mine, Run, name="train(X, y)")
 checks.check_equal(mine.errors, reference.errors, name="mistakes per epoch on OR",
-                   hint="Do you visit the rows in order, count errors after the whole epoch, and stop at 0?")
+                   hint="Do you visit the rows in order, count the mistakes of the end-of-epoch weights (not "
+                        "those made during the epoch), and stop after the first epoch with 0?")
 checks.check_close(mine.w, reference.w, name="final w on OR")
 checks.check_close(mine.b, reference.b, name="final b on OR")
 checks.check_close(mine.ws, reference.ws, name="ws (initial weights, then one row per epoch)")

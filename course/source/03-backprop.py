@@ -279,7 +279,11 @@ def hidden_delta(delta_next, W_next, z, *, activation="sigmoid"):
 delta_out = mlp.output_delta(zs[-1], activations[-1], T_xor)
 result = hidden_delta(delta_out, params[1][0], zs[0])
 checks.check_shape(result, (4, 3), name="hidden_delta(delta_out, W2, z1)")
-checks.check_close(result, mlp.hidden_delta(delta_out, params[1][0], zs[0]), name="hidden_delta(delta_out, W2, z1)")
+sigmoid_prime_ = mlp.ACTIVATIONS["sigmoid"][1]
+checks.check_close(result, mlp.hidden_delta(delta_out, params[1][0], zs[0]), name="hidden_delta(delta_out, W2, z1)",
+                   mistakes={"f'(z) left out: multiply δW entry by entry by f'(z^l)": delta_out @ params[1][0],
+                             "f' applied to the activation a = f(z) instead of to z":
+                                 (delta_out @ params[1][0]) * sigmoid_prime_(activations[1])})
 checks.passed("hidden_delta")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(24)

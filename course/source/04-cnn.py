@@ -53,7 +53,9 @@ print(profiles.describe(profile))
 # ### Exercise 1 · `relu`
 #
 # Write `relu(x)` for a tensor of any shape. It must return a *new* tensor (do not change `x` in place) of the
-# same shape and dtype. `torch.where`, `torch.clamp` or `torch.maximum` all work.
+# same shape and dtype, and whose gradient at exactly 0 is 0, as the library's and `torch.relu`'s are (the
+# check tests it): `torch.where(x > 0, x, ...)` and `x.clamp(min=0)` do that, while `torch.where(x >= 0, ...)`
+# and `x * (x >= 0)` pass a gradient of 1 at 0 and `torch.maximum` splits it in halves.
 
 # %% [solution] id=relu
 def relu(x):
@@ -77,6 +79,9 @@ checks.check_type(result, torch.Tensor, name="relu(x)")
 checks.check_shape(result, x.shape, name="relu(x)")
 checks.check_close(result, cnn.relu(x), name="relu(x)")
 checks.check_true(torch.equal(x, x_before), "relu(x) changed x in place; compute a new tensor instead.")
+checks.check_dtype(relu(x.double()), torch.float64, name="relu of a float64 tensor")
+x_grad = x.clone().requires_grad_(True)
+checks.check_grad(relu(x_grad), cnn.relu(x_grad), [x_grad], name="relu(x)")
 checks.passed("relu")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(11)

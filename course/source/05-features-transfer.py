@@ -230,6 +230,9 @@ f = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
 result = global_average_pool(f)
 checks.check_shape(result, (2, 3), name="global_average_pool(f) for f of shape (2, 3, 4, 5)")
 checks.check_close(result, transfer.global_average_pool(f), name="global_average_pool(f)")
+f_grad = f.clone().requires_grad_(True)
+checks.check_grad(global_average_pool(f_grad), transfer.global_average_pool(f_grad), [f_grad],
+                  name="global_average_pool(f)")
 checks.passed("global_average_pool")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(5)

@@ -123,7 +123,13 @@ with checks.no_tf32():
     result = content_loss(F_, P_)
     checks.check_type(result, torch.Tensor, name="content_loss(F, P)")
     checks.check_shape(result, (), name="content_loss(F, P)")
-    checks.check_close(result, losses.content_loss(F_, P_), name="content_loss(F, P)", rtol=1e-5)
+    _, C_, H_, W_ = F_.shape
+    checks.check_close(result, losses.content_loss(F_, P_), name="content_loss(F, P)", rtol=1e-5,
+                       factors={"the other convention's 1/(4 n_H n_W n_C) instead of Gatys' ½": 1 / (2 * C_ * H_ * W_),
+                                "a mean instead of ½ times the sum": 2 / F_.numel(), "the ½ left out": 2.0})
+    F_grad = F_.clone().requires_grad_(True)
+    checks.check_grad(content_loss(F_grad, P_), losses.content_loss(F_grad, P_), [F_grad], name="content_loss(F, P)",
+                      rtol=1e-4, atol=1e-6)
     checks.check_close(content_loss(F_, P_, convention="deeplearning_ai"),
                        losses.content_loss(F_, P_, convention="deeplearning_ai"),
                        name="content_loss(F, P, convention='deeplearning_ai')", rtol=1e-5)
@@ -203,8 +209,16 @@ with checks.no_tf32():
     F_ = torch.randn(2, 3, 4, 5, generator=g)
     result = gram_matrix(F_)
     checks.check_type(result, torch.Tensor, name="gram_matrix(F)")
-    checks.check_shape(result, (2, 3, 3), name="gram_matrix(F) for F of shape (2, 3, 4, 5)")
-    checks.check_close(result, losses.gram_matrix(F_), name="gram_matrix(F)", rtol=1e-5, atol=1e-6)
+    checks.check_true(tuple(result.shape) != (3, 3),
+                      "gram_matrix(F) returned one 3 x 3 matrix for a batch of 2 images: the images of the batch "
+                      "are mixed into one Gram matrix (F.reshape(C, -1) puts both images' positions in one row). "
+                      "Reshape to (N, C, H * W) and use a batched product.")
+    checks.check_close(result, losses.gram_matrix(F_), name="gram_matrix(F) for F of shape (2, 3, 4, 5)",
+                       rtol=1e-5, atol=1e-6,
+                       mistakes={"the images of the batch are mixed into one Gram matrix, repeated for each image":
+                                     losses.gram_matrix(F_).sum(0).expand(2, 3, 3)})
+    F_grad = F_.clone().requires_grad_(True)
+    checks.check_grad(gram_matrix(F_grad), losses.gram_matrix(F_grad), [F_grad], name="gram_matrix(F)", rtol=1e-4, atol=1e-5)
     checks.check_close(gram_matrix(F_, normalize=True), losses.gram_matrix(F_, normalize=True),
                        name="gram_matrix(F, normalize=True)", rtol=1e-5, atol=1e-7)
     checks.check_close(result[1], losses.gram_matrix(F_[1:2])[0], rtol=1e-5, atol=1e-6,
@@ -277,6 +291,9 @@ with checks.no_tf32():
     result = style_layer_loss(F_, A_)
     checks.check_shape(result, (), name="style_layer_loss(F, A_gram)")
     checks.check_close(result, losses.style_layer_loss(F_, A_), name="style_layer_loss(F, A_gram)", rtol=1e-5)
+    F_grad = F_.clone().requires_grad_(True)
+    checks.check_grad(style_layer_loss(F_grad, A_), losses.style_layer_loss(F_grad, A_), [F_grad],
+                      name="style_layer_loss(F, A_gram)", rtol=1e-4, atol=1e-8)
     checks.check_close(style_layer_loss(F_, losses.gram_matrix(F_)), 0.0, atol=1e-8,
                        name="style_layer_loss(F, gram_matrix(F)), which should be 0")
 checks.passed("style_layer_loss")
@@ -621,6 +638,9 @@ x_ = torch.rand(2, 3, 5, 4, generator=torch.Generator().manual_seed(6))
 for kind in ("l2", "l1"):
     checks.check_close(total_variation(x_, kind=kind), losses.total_variation(x_, kind=kind), rtol=1e-5,
                        name=f"total_variation(x, kind={kind!r}) for x of shape (2, 3, 5, 4)")
+    x_grad = x_.clone().requires_grad_(True)
+    checks.check_grad(total_variation(x_grad, kind=kind), losses.total_variation(x_grad, kind=kind), [x_grad],
+                      name=f"total_variation(x, kind={kind!r})", rtol=1e-4, atol=1e-6)
 checks.passed("total_variation")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(47)
