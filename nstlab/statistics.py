@@ -42,8 +42,8 @@ Expanding the square, :math:`\sum_{ij}(G - A)_{ij}^2 = \langle G, G\rangle - 2\l
 
 .. math:: E_l = \frac{1}{4 N_l^2 M_l^2} \cdot M_l^2 \, \mathrm{MMD}^2_{quad}[F, S] = \frac{\mathrm{MMD}^2_{quad}[F, S]}{4 N_l^2} .
 
-The constant is :math:`1/(4 N_l^2)` (:data:`GRAM_MMD_CONSTANT`); :math:`M_l` cancels. Li et al. write
-:math:`\frac{1}{4 N_l^2 M_l^2}` for the Gram loss too, and the same constant. **When the sizes differ**
+The constant is :math:`1/(4 N_l^2)` (:data:`GRAM_MMD_CONSTANT`); :math:`M_l` cancels. Li et al. state the
+identity with the same normalisation of the Gram loss, so their constant is ours. **When the sizes differ**
 (:math:`M` positions in the generated image, :math:`M'` in the style image), the same expansion gives
 :math:`\mathrm{MMD}^2_{quad} = \| G / M - A / M' \|_F^2`: the MMD compares Gram matrices each divided by its own
 number of positions, while :math:`E_l` subtracts the unnormalised :math:`A` of the style image from :math:`G`.
@@ -52,11 +52,13 @@ Then :math:`E_l = \mathrm{MMD}^2 / (4 N_l^2)` holds only after the style's Gram 
 :mod:`nstlab.stylize` resizes the style image to the generated image's size, so there the two agree up to
 the rounding of the sizes.
 
-A *real-time* AdaIN network (an encoder, :func:`adain`, and a decoder back to pixels) needs its decoder
-trained: Huang & Belongie trained theirs for 160,000 iterations of 8 images on MS-COCO (about 80,000 photos)
-and WikiArt (about 80,000 paintings), some hours on a GPU. This library does not train one; the
-optimisation in :mod:`nstlab.stylize` with ``content_target="adain"`` uses the same target without it, at the
-cost of an optimisation per image.
+A *real-time* AdaIN network (VGG19 up to relu4_1 as the encoder, :func:`adain`, and a decoder back to pixels)
+needs its decoder trained: Huang & Belongie trained a mirror of the encoder (convolutions and nearest-neighbour
+upsampling) with the content loss towards the AdaIN target plus :func:`mean_std_loss` at relu1_1 ... relu4_1,
+on pairs drawn from MS-COCO (about 80,000 photos) and WikiArt (about 80,000 paintings), 160,000 iterations of
+8 pairs: two folders of tens of gigabytes and GPU time that a laptop CPU cannot offer. This library does not
+train one; :mod:`nstlab.stylize` with ``content_target="adain"`` reaches the same target by optimising the
+pixels, one run per image, with no network trained.
 """
 
 from __future__ import annotations
