@@ -400,7 +400,8 @@ def style_layer_gradient(F: torch.Tensor, A_gram: torch.Tensor, *, convention: s
         F: rectified activations of the generated images, (N, C, H, W).
         A_gram: the style images' Gram matrices, (N or 1, C, C), symmetric.
         convention: ``"gatys"`` or ``"deeplearning_ai"`` (the same for this part).
-        mask: see :func:`content_gradient`.
+        mask: ``True``: the gradient with respect to the pre-activation (zero where :math:`F \le 0`), as in
+            the paper; ``False``: the gradient with respect to :math:`F` itself.
 
     Returns:
         A tensor of shape (N, C, H, W).

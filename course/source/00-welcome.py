@@ -13,7 +13,7 @@
 # 4. how exercises, check cells and grading work — by doing two warm-up exercises;
 # 5. whether the pretrained networks used later are on your machine.
 #
-# **Runtime** (fast profile): about 20 s on a 2-core CPU, kernel start included; GPU: not measured yet.
+# **Runtime** (fast profile): about 20 s on a 2-core CPU; GPU: not measured yet.
 
 # %%
 import numpy as np

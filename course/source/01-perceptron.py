@@ -14,7 +14,7 @@
 # 4. how to train a perceptron on AND and OR, epoch by epoch;
 # 5. why no perceptron can compute XOR (*linear separability*), shown by a run that never converges.
 #
-# **Runtime** (fast profile): about 12 s on a 2-core CPU (measured with `jupyter nbconvert --execute`, kernel start included); GPU: not measured yet.
+# **Runtime** (fast profile): about 12 s on a 2-core CPU; GPU: not measured yet.
 
 # %%
 import matplotlib.pyplot as plt

@@ -14,7 +14,7 @@
 # 4. batch gradient descent versus stochastic gradient descent (SGD);
 # 5. what the learning rate does: too small, about right, and divergent.
 #
-# **Runtime** (fast profile): about 17 s on a 2-core CPU (measured with `jupyter nbconvert --execute`, kernel start included); GPU: not measured yet.
+# **Runtime** (fast profile): about 17 s on a 2-core CPU; GPU: not measured yet.
 
 # %%
 import matplotlib.pyplot as plt
@@ -102,7 +102,7 @@ X = X_all[:, :1] / 10  # (N, 1): experience in decades
 # $$E(w, b) = \frac12 \sum_{n=1}^{N} \big(y_n - \hat y_n\big)^2, \qquad \hat y_n = w \cdot x_n + b .$$
 #
 # The $\tfrac12$ is there only to cancel the 2 that appears when we differentiate a square. Note that $E$ is
-# a **sum** over examples (not a mean), as in the seed article; section 6 shows what that means for the
+# a **sum** over examples (not a mean), as in Mitchell's *Machine Learning* (1997, ch. 4); section 6 shows what that means for the
 # learning rate.
 #
 # ### Exercise 1 · `loss`
@@ -185,7 +185,7 @@ plt.close(fig)
 #
 # ### Exercise 2 · `gradient`
 #
-# Write `gradient(X, y, w, b)` returning the pair `(dw, dE/db)`: `dw` of shape $(D,)$, `db` a 0-d tensor.
+# Write `gradient(X, y, w, b)` returning the pair `(dw, db)` $= (\partial E/\partial w, \partial E/\partial b)$: `dw` of shape $(D,)$, `db` a 0-d tensor.
 # The check also compares your gradient with *finite differences*,
 # $\partial E / \partial w_i \approx [E(w + \epsilon e_i) - E(w - \epsilon e_i)] / 2\epsilon$, the definition of
 # the derivative (notebook 03 makes this a tool).

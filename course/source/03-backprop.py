@@ -17,7 +17,7 @@
 # 5. numerical gradient checking, the test every hand-written gradient should pass;
 # 6. training on XOR and on handwritten digits, and the same network in PyTorch with autograd.
 #
-# **Runtime** (fast profile): about 18 s on a 2-core CPU (measured with `jupyter nbconvert --execute`, kernel start included); GPU: not measured yet.
+# **Runtime** (fast profile): about 18 s on a 2-core CPU; GPU: not measured yet.
 
 # %%
 import matplotlib.pyplot as plt
@@ -209,7 +209,7 @@ for sizes, act in [([3, 1], "sigmoid"), ([4, 5, 2, 3], "tanh"), ([6, 2, 6], "sig
 # examples: $\partial E / \partial W^l = \Delta^{l\top} A^{l-1}$ with $\Delta^l$ of shape $(N, D_l)$. Then
 # every weight takes the gradient-descent step $W^l \leftarrow W^l - \eta\, \partial E / \partial W^l$.
 #
-# *A note on signs:* the seed article defines $\delta$ as $-\partial E / \partial z$ and therefore *adds*
+# *A note on signs:* Mitchell's *Machine Learning* (1997, ch. 4) defines $\delta$ as $-\partial E / \partial z$ and therefore *adds*
 # $\eta\,\delta\,a$; we follow Nielsen's $\delta = +\partial E / \partial z$ and subtract. Same update.
 #
 # In batch form (rows are examples) the hidden rule reads `(delta_next @ W_next) * f_prime(z)`.

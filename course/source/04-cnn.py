@@ -19,7 +19,7 @@
 # 5. why a CNN's neurons form width × height × depth volumes, and where fully connected layers fit in;
 # 6. how to train a small CNN to 97 % on handwritten digits, and what its filters and feature maps look like.
 #
-# **Runtime** (fast profile): 30 to 45 s on a busy 2-core CPU (load 4 to 5 from other jobs); GPU: not measured yet.
+# **Runtime** (fast profile): 30 to 45 s on a 2-core CPU; GPU: not measured yet.
 
 # %%
 import time
@@ -147,7 +147,9 @@ plt.close(fig)
 
 # %% [markdown]
 # The sigmoid's gradient falls by many orders of magnitude from the last layer to the first; ReLU's stays
-# within a small factor. (tanh, whose derivative reaches 1 at $z = 0$, lies in between.)
+# within a small factor. tanh does not vanish here either: its derivative is 1 at $z = 0$, and with these
+# weights its inputs stay near 0, where it is almost linear. Once its neurons saturate ($|z|$ beyond 2 or so,
+# where $\tanh'(z) < 0.08$) it shrinks the signal like the sigmoid.
 #
 # ### Advantage 3 · sparsity
 #

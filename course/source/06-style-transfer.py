@@ -18,8 +18,7 @@
 # 7. how the result depends on the initial image, the optimiser, the style layers, total variation and
 #    colour preservation.
 #
-# **Runtime** (fast profile): 46–62 s on a busy 2-core CPU (measured with `jupyter nbconvert --execute`,
-# kernel start included); GPU: not measured yet.
+# **Runtime** (fast profile): about one minute on a 2-core CPU; GPU: not measured yet.
 #
 # **Pretrained weights.** The method needs VGG19's ImageNet weights (548 MB, see `nstlab weights status`).
 # If they cannot be found or downloaded, this notebook says why and continues on an *untrained* VGG19 with
@@ -372,7 +371,7 @@ with checks.no_tf32():
 # %% [markdown]
 # ## 4 · The total loss, and the balance $\alpha / \beta$
 #
-# The image is optimised for a weighted sum of both goals, optionally with a smoothness term (section 7):
+# The image is optimised for a weighted sum of both goals, optionally with a smoothness term (section 6):
 #
 # $$\mathcal{L}_{total}(\vec p, \vec a, \vec x) = \alpha\, \mathcal{L}_{content}(\vec p, \vec x) + \beta\, \mathcal{L}_{style}(\vec a, \vec x) \; \left(+ \lambda_{TV}\, \mathrm{TV}(\vec x)\right).$$
 #
@@ -455,7 +454,7 @@ with checks.no_tf32():
 # %% [markdown]
 # ### Why published $\alpha/\beta$ differ by orders of magnitude
 #
-# The paper uses $\alpha/\beta = 10^{-3}$ or $10^{-4}$, the Caffe-era code $10^{-5}$, deeplearning.ai
+# The paper uses $\alpha/\beta = 10^{-3}$ or $10^{-4}$, deeplearning.ai
 # $10/40 = 0.25$, and the PyTorch tutorial a style weight of $10^6$. Much of that spread is **units**, not
 # taste: each implementation normalises its losses differently, and $\alpha/\beta$ has to absorb the
 # difference. The deeplearning.ai content loss is $\frac{1}{4 n_H n_W n_C}\sum(F-P)^2$, which is
@@ -525,7 +524,8 @@ def style_layer_gradient(F, A_gram, *, convention="gatys", mask=True):
         F: rectified activations of the generated images, (N, C, H, W).
         A_gram: the style images' Gram matrices, (N or 1, C, C), symmetric.
         convention: ``"gatys"`` or ``"deeplearning_ai"`` (the same for this part).
-        mask: see :func:`content_gradient`.
+        mask: ``True``: the gradient with respect to the pre-activation (zero where :math:`F \le 0`), as in
+            the paper; ``False``: the gradient with respect to :math:`F` itself.
 
     Returns:
         A tensor of shape (N, C, H, W).
@@ -846,7 +846,8 @@ show_row([run(beta=r) for r in ratios], [f"β/α = {r:.0e}" for r in ratios], "t
 # %% [markdown]
 # **The initial image.** The loss has many minima; where the optimisation starts decides which one it finds.
 # From the photo (`content`) the layout is kept longest; from white noise (`noise`, the paper's choice) each
-# seed gives a different picture; `mix` blends photo and noise (deeplearning.ai uses 40 % photo, 60 % noise).
+# seed gives a different picture; `mix` blends photo and noise (an older version of the deeplearning.ai
+# assignment used 40 % photo and 60 % noise; the current one adds uniform noise in ±0.25 to the photo).
 
 # %%
 inits = ["content", "noise", "mix"]
@@ -864,7 +865,8 @@ show_row([run(optimizer=name, **extra) for name, extra in optimisers.items()], l
 # %% [markdown]
 # **The style layers.** Matching only `relu1_1` reproduces colours and the finest grain; adding deeper layers
 # matches correlations over larger windows (a `relu5_1` neuron sees most of the image), so larger structures of
-# the painting appear. This is figure 2 of the paper.
+# the painting appear. The paper's figure 1 shows the same progression in its style reconstructions from growing
+# subsets of layers.
 
 # %%
 layer_sets = {"relu1_1": STYLE_LAYERS[:1], "relu1_1 … relu3_1": STYLE_LAYERS[:3], "relu1_1 … relu5_1": STYLE_LAYERS}
