@@ -8,30 +8,17 @@ Needs Debian's ``chromium`` (CI installs it); skipped with a reason where no Chr
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, wait_for_http
+from browser_helpers import free_port as _free_port
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs a Chromium browser (apt-get install chromium)")
-
-# Flags for a root, offline, headless Chromium: no sandbox (root), no background calls to the network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
 
 @pytest.fixture
@@ -44,13 +31,7 @@ def lab(course_copy: Path):
         cwd=course_copy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
+    wait_for_http(f"{base}/api/status?token={token}")
     try:
         yield base, token, course_copy
     finally:

@@ -1,0 +1,111 @@
+"""What the browser tests share: Debian's Chromium, flags for running it headless and offline, free ports."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+NO_CHROMIUM = "needs a Chromium browser (apt-get install chromium)"
+
+# Flags for a root, offline, headless Chromium: no sandbox (root), no background calls to the network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def free_port() -> int:
+    """A port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, *, timeout: float = 90) -> bool:
+    """Poll ``url`` until it answers (any status below 500); whether it did within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+# --- Driving a lecture page served by `nstlab present` -----------------------------------------------------
+
+# A demo on a lecture page: a widget box that is a cell's whole output.
+DEMO_SELECTOR = ".jp-OutputArea-output > .widget-vbox"
+
+# What a demo shows, as one string: a digest of every image's bytes and the text of every HTML widget. Image
+# bytes, not image URLs, since ipywidgets makes a new blob URL even for the same picture.
+DEMO_STATE_JS = """async (demo) => {
+  const parts = [];
+  for (const img of demo.querySelectorAll('img')) {
+    if (!img.src) { parts.push('-'); continue; }
+    const bytes = await (await fetch(img.src)).arrayBuffer();
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+    parts.push(Array.from(digest.slice(0, 8)).join('.'));
+  }
+  for (const html of demo.querySelectorAll('.widget-html-content')) parts.push(html.innerText);
+  return parts.join('|');
+}"""
+
+# Every image on the page that is shown and has loaded: a broken image has naturalWidth 0.
+IMAGES_LOADED_JS = """(selector) => {
+  const demos = Array.from(document.querySelectorAll(selector));
+  return demos.length > 0 && demos.every(d => {
+    const shown = Array.from(d.querySelectorAll('img')).filter(i => i.offsetParent !== null);
+    return shown.length > 0 && shown.every(i => i.complete && i.naturalWidth > 0);
+  });
+}"""
+
+
+def demo_state(demo) -> str:
+    """What a demo (a Playwright element handle) shows now, see :data:`DEMO_STATE_JS`."""
+    return demo.evaluate(DEMO_STATE_JS)
+
+
+def operate(page, demo, control: tuple) -> None:
+    """Move one control of ``demo``: ``("button", text)`` clicks it, ``("select", label)`` picks the next
+    option of a dropdown, ``("slider", label)`` presses the right arrow on the slider's handle."""
+    kind, label = control
+    if kind == "button":
+        demo.query_selector(f"button:has-text('{label}')").click()
+    elif kind == "select":
+        select = demo.query_selector(f".widget-dropdown:has(label:text-is('{label}')) select")
+        options = select.evaluate("s => Array.from(s.options).map(o => o.value)")
+        current = select.evaluate("s => s.value")
+        select.select_option(options[(options.index(current) + 1) % len(options)])
+    elif kind == "slider":
+        handle = demo.query_selector(f".widget-slider:has(label:text-is('{label}')) .noUi-handle")
+        handle.focus()
+        page.keyboard.press("ArrowRight")
+    else:
+        raise ValueError(f"unknown control kind {kind!r}")
+
+
+def wait_for_change(demo, before: str, *, timeout: float = 60) -> float:
+    """Seconds until ``demo`` shows something other than ``before``; ``inf`` if it did not within ``timeout``."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if demo_state(demo) != before:
+            return time.perf_counter() - start
+        time.sleep(0.02)
+    return float("inf")
+
+
+def kernel_processes(kernel_id: str) -> list[int]:
+    """Process ids whose command line names the kernel ``kernel_id`` (its connection file)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if kernel_id.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
