@@ -155,6 +155,9 @@ with checks.no_tf32():
     checks.check_close(result, (x_ + 0.05 * w_ / (w_.abs().mean() + 1e-8)).clamp(0, 1), rtol=1e-9, atol=1e-12,
                        name="ascent_step for the objective sum(w * x), whose gradient is w "
                             "(normalised by mean(|g|), added, clamped to [0, 1]?)")
+    checks.check_close(ascent_step(x_, lambda im: (w_ * im).sum(), step_size=1.0),
+                       (x_ + w_ / (w_.abs().mean() + 1e-8)).clamp(0, 1), rtol=1e-9, atol=1e-12,
+                       name="ascent_step with step_size=1.0 (are the pixels clamped to [0, 1]?)")
     checks.check_true(not result.requires_grad,
                       "the returned image still requires grad: return a detached tensor (.detach()).")
     checks.check_true(torch.equal(x_, before) and not x_.requires_grad and x_.grad is None,
