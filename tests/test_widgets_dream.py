@@ -16,13 +16,13 @@ from nstlab.widgets.dream_explorer import (
     dream_explorer,
     grid_key,
     grid_path,
+    lecture_spec,
     prepare,
 )
 
 # The smallest grid that still has two values of every control: 16 dreams of one step per octave at 48 px
-# (a square image, so that two octaves fit: 48 / 1.4 = 34 px).
-TINY = GridSpec(image="astronaut", size=48, steps=1, layers=("relu1_1", "relu2_1"), channels=(None, 3), octaves=(1, 2),
-                step_sizes=(0.01, 0.05), jitter=4)
+# (a square image, so that two octaves fit: 48 / 1.4 = 34 px). It is the lecture's grid in the grade profile.
+TINY = lecture_spec("grade")
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +53,9 @@ def test_grid_entries_differ_by_the_settings_they_were_made_with(grid):
     """A grid of identical pictures would pass the look-up tests; the controls must change the dream."""
     _, path = grid
     images = torch.load(path, weights_only=True)["images"]
-    base = images[grid_key("relu2_1", None, 2, 0.05)]
-    for other in [grid_key("relu1_1", None, 2, 0.05), grid_key("relu2_1", 3, 2, 0.05),
-                  grid_key("relu2_1", None, 1, 0.05), grid_key("relu2_1", None, 2, 0.01)]:
+    base = images[grid_key("relu2_1", None, 2, 0.03)]
+    for other in [grid_key("relu1_1", None, 2, 0.03), grid_key("relu2_1", 3, 2, 0.03),
+                  grid_key("relu2_1", None, 1, 0.03), grid_key("relu2_1", None, 2, 0.01)]:
         assert not torch.equal(images[other], base), other
 
 
@@ -79,13 +79,13 @@ def test_changing_controls_shows_the_matching_grid_entry(grid, backbone):
     assert torch.equal(explorer.image, saved[explorer.key])
     shown = {explorer.key: explorer.result_view.value}
     for control, value in [(explorer.layer, "relu1_1"), (explorer.channel, "3"), (explorer.octaves, 1),
-                           (explorer.step_size, 0.05)]:
+                           (explorer.step_size, 0.03)]:
         before = explorer.result_view.value
         control.value = value
         assert torch.equal(explorer.image, saved[explorer.key])
         assert explorer.result_view.value != before and explorer.key in explorer.status.value
         shown[explorer.key] = explorer.result_view.value
-    assert explorer.key == grid_key("relu1_1", 3, 1, 0.05)
+    assert explorer.key == grid_key("relu1_1", 3, 1, 0.03)
     assert len(shown) == 5 and len(set(shown.values())) == 5
 
 
@@ -102,10 +102,11 @@ def test_every_image_says_untrained_when_the_network_is(grid, backbone):
 def test_missing_grid_says_how_to_make_it_and_shows_no_image(tmp_path, backbone):
     explorer = dream_explorer(TINY, live=False, backbone=backbone, cache_dir=tmp_path)
     assert explorer.image is None and explorer.result_view.value == b""
+    assert explorer.result_view.layout.display == "none"  # not shown as a broken image
     assert "No precomputed grid" in explorer.status.value and "nstlab present --prepare" in explorer.status.value
     assert explorer.compute_button.layout.display != "none"
     explorer.octaves.value = 1  # changing a control must not fail either
-    assert explorer.image is None and explorer.result_view.value == b""
+    assert explorer.image is None and explorer.result_view.layout.display == "none"
 
 
 def test_grid_computed_after_the_explorer_is_picked_up_by_reload(tmp_path, backbone):
@@ -117,6 +118,7 @@ def test_grid_computed_after_the_explorer_is_picked_up_by_reload(tmp_path, backb
     explorer.reload()
     explorer.refresh()
     assert explorer.image is not None and explorer.compute_button.layout.display == "none"
+    assert explorer.result_view.layout.display is None and explorer.result_view.value != b""
 
 
 def test_live_mode_dreams_on_each_change(backbone):
@@ -144,14 +146,21 @@ def test_grid_folder_is_the_user_cache_not_the_repository():
     assert repo not in path.parents
 
 
-def test_prepare_caches_the_default_grid_once(tmp_path, monkeypatch):
-    """prepare() makes the default spec's grid in the given folder (offline: with the untrained network, marked
-    so), and a second call finds it cached."""
-    monkeypatch.setattr(explorer_module, "GridSpec", lambda: TINY)  # the real default grid takes minutes
-    path = prepare(cache_dir=tmp_path, progress=False)
+def test_prepare_caches_the_lecture_grid_once_with_an_estimate_first(tmp_path, monkeypatch, capsys):
+    """prepare() makes the lecture's grid (tiny in the grade profile) in the given folder, offline with the
+    untrained network and marked so, prints an estimate first, and a second call finds it cached."""
+    monkeypatch.setenv("NSTLAB_PROFILE", "grade")
+    path = prepare(cache_dir=tmp_path, progress=True)
     assert path == grid_path(TINY, pretrained=False, cache_dir=tmp_path) and path.is_file()
+    saved = torch.load(path, weights_only=True)
+    assert len(saved["images"]) == 16 and saved["pretrained"] is False
+    out = capsys.readouterr().out
+    assert "16 dreams of 48 px" in out and "UNTRAINED VGG19: about" in out
     before = path.stat().st_mtime_ns
-    assert prepare(cache_dir=tmp_path, progress=False) == path and path.stat().st_mtime_ns == before
+    assert prepare(cache_dir=tmp_path, progress=True) == path and path.stat().st_mtime_ns == before
+    assert "already prepared" in capsys.readouterr().out
+    explorer = dream_explorer(live=False, cache_dir=tmp_path)  # by default the explorer shows that grid
+    assert explorer.grid_file == path and explorer.image is not None
 
 
 def test_default_grid_has_every_layer_from_edges_to_object_parts():

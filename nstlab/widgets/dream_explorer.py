@@ -6,11 +6,13 @@ it, responds to, by normalised gradient ascent on the pixels over octaves. The e
 * On a CUDA GPU (``live=True``, the default there) each change runs :func:`nstlab.dream.dream` and shows the
   result.
 * On a CPU that takes too long for a lecture, so the explorer shows images from a **precomputed grid** over
-  the controls' values, made once by :func:`compute_grid` (or :func:`prepare`, which ``nstlab present
-  --prepare`` calls; a few minutes at the default size) and cached under the user's cache folder
+  the controls' values, made once by :func:`compute_grid` and cached under the user's cache folder
   (``~/.cache/torch/nstlab/dream_grid`` by default, never in the repository), keyed by the settings. Once
   the grid exists, every change is a dictionary look-up (well under a second). Until it exists, the
-  explorer shows the photo and says how to make the grid.
+  explorer shows the photo and says how to make the grid (no empty result image).
+
+By default the explorer shows the grid of :func:`lecture_spec`, which :func:`prepare` (run by ``nstlab
+present --prepare``) computes once with an estimate of the time and a progress bar.
 
 Every image made with the untrained fallback network carries a red "UNTRAINED" strip, and a banner above
 the images repeats the network's ``note``.
@@ -21,7 +23,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -30,6 +33,7 @@ from PIL import Image, ImageDraw
 
 from nstlab import data
 from nstlab.dream import MIN_OCTAVE_SIDE, DreamConfig, dream, octave_sizes
+from nstlab.profiles import get_profile
 from nstlab.progress import progress
 from nstlab.vgg import VGGFeatures
 from nstlab.weights import Backbone, load_backbone
@@ -151,13 +155,13 @@ def _png(image: torch.Tensor, *, untrained: bool) -> bytes:
     return buffer.getvalue()
 
 
-def compute_grid(spec: GridSpec = GridSpec(), *, backbone: Backbone | None = None,
+def compute_grid(spec: GridSpec | None = None, *, backbone: Backbone | None = None,
                  cache_dir: str | Path | None = None, overwrite: bool = False,
                  device: str | torch.device = "cpu", show_progress: bool | None = None) -> Path:
     """Dream once for every combination of ``spec``'s control values and cache the results in one file.
 
     Args:
-        spec: the grid's settings.
+        spec: the grid's settings; default :func:`lecture_spec`.
         backbone: the network; ``None`` loads pretrained VGG19, or the untrained fallback when the weights
             are unavailable (then every image is marked untrained).
         cache_dir: the folder of the cache; default :func:`default_cache_dir`.
@@ -169,6 +173,7 @@ def compute_grid(spec: GridSpec = GridSpec(), *, backbone: Backbone | None = Non
         The path of the cached file (a dict of uint8 images (1, 3, H, W) by :func:`grid_key`, plus the spec,
         ``pretrained`` and ``note``).
     """
+    spec = spec or lecture_spec()
     backbone = backbone or load_backbone("vgg19", fallback="untrained", seed=spec.seed)
     path = grid_path(spec, pretrained=backbone.pretrained, cache_dir=cache_dir)
     if path.exists() and not overwrite:
@@ -192,13 +197,59 @@ def compute_grid(spec: GridSpec = GridSpec(), *, backbone: Backbone | None = Non
     return path
 
 
-def prepare(*, cache_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Compute and cache the default grid (used by ``nstlab present --prepare``); returns its path.
+def lecture_spec(profile_name: str | None = None) -> GridSpec:
+    """The grid the explorer shows by default: :class:`GridSpec`'s defaults, or in the ``grade`` profile (tests,
+    CI) a tiny grid with two values of each control, one step per octave at 48 pixels.
 
-    Uses pretrained VGG19 when its weights are cached, else the untrained fallback (and says so on every
-    image). A grid already in the cache is not recomputed.
+    Example:
+        >>> lecture_spec("grade").size, len(lecture_spec("fast").layers)
+        (48, 6)
     """
-    return compute_grid(GridSpec(), cache_dir=cache_dir, show_progress=progress)
+    if get_profile(profile_name).name == "grade":
+        return replace(GridSpec(), image="astronaut", size=48, steps=1, layers=("relu1_1", "relu2_1"),
+                       channels=(None, 3), octaves=(1, 2), jitter=4)
+    return GridSpec()
+
+
+def prepare(*, cache_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """Compute and cache the explorer's grid (:func:`lecture_spec`) once; return its path.
+
+    The network is pretrained VGG19 when cached, else the untrained fallback (and then every image says so).
+    One dream is timed first (after a warm-up run) to print an estimate of the whole grid's time; the grid
+    then runs under a progress bar. An existing grid is returned at once.
+
+    Args:
+        cache_dir: the folder of the cache; default :func:`default_cache_dir`.
+        progress: print the estimate and show a progress bar.
+
+    Returns:
+        The path of the cached grid, as :func:`compute_grid` returns it.
+    """
+    spec = lecture_spec()
+    backbone = load_backbone("vgg19", fallback="untrained", seed=spec.seed)
+    path = grid_path(spec, pretrained=backbone.pretrained, cache_dir=cache_dir)
+    say = print if progress else (lambda *_, **__: None)
+    if path.exists():
+        say(f"dream explorer: grid already prepared at {path}")
+        return path
+    cells = len(spec.layers) * len(spec.channels) * len(spec.octaves) * len(spec.step_sizes)
+    # Time a middle layer with the most octaves: the grid's dreams average roughly that.
+    layer = spec.layers[len(spec.layers) // 2]
+    extractor = VGGFeatures([layer], backbone=backbone)
+    photo = data.builtin_image(spec.image, size=spec.size)
+    typical = spec.config(layer, spec.channels[0], max(spec.octaves), spec.step_sizes[0])
+    dream(photo, extractor, typical, progress=False)  # warm-up: the first run is slower
+    start = time.perf_counter()
+    dream(photo, extractor, typical, progress=False)
+    seconds = time.perf_counter() - start
+    say(f"dream explorer: {cells} dreams of {spec.size} px, {spec.steps} step{'s' if spec.steps != 1 else ''} per "
+        f"octave, on {'pretrained' if backbone.pretrained else 'UNTRAINED'} VGG19: about "
+        f"{_duration(seconds * cells)} (one dream at {layer} took {seconds:.1f} s)", flush=True)
+    return compute_grid(spec, backbone=backbone, cache_dir=cache_dir, show_progress=progress)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _channel_label(channel: int | None) -> str:
@@ -285,6 +336,7 @@ class DreamExplorer(widgets.VBox):
         elif self.grid is None:
             self.image = None
             self.result_view.value = b""
+            self.result_view.layout.display = "none"  # an empty image would show as a broken-image icon
             self.compute_button.layout.display = None
             self.status.value = (f"<p>No precomputed grid yet at {self.grid_file}. Make it once with "
                                  "<code>nstlab present --prepare</code> or <code>from nstlab.widgets.dream_explorer "
@@ -296,6 +348,7 @@ class DreamExplorer(widgets.VBox):
             self.status.value = (f"<p>precomputed ({self.spec.steps} steps per octave at {self.spec.size} px): "
                                  f"{self.key}</p>")
         self.compute_button.layout.display = "none"
+        self.result_view.layout.display = None
         self.result_view.value = _png(self.image, untrained=not self.pretrained)
 
     def _compute(self) -> None:
@@ -310,7 +363,8 @@ def dream_explorer(spec: GridSpec | None = None, *, live: bool | None = None, ba
     """Build the dream explorer.
 
     Args:
-        spec: the image, size, steps and control values; default :class:`GridSpec`.
+        spec: the image, size, steps and control values; default :func:`lecture_spec` (the grid that
+            :func:`prepare` makes).
         live: dream on each change; ``None``: only when a CUDA GPU is available.
         backbone: the network; ``None``: pretrained VGG19 if cached, else the untrained fallback.
         cache_dir: where grids are cached; default :func:`default_cache_dir`.
@@ -322,10 +376,10 @@ def dream_explorer(spec: GridSpec | None = None, *, live: bool | None = None, ba
         >>> explorer.mode, explorer.image is None, "nstlab present --prepare" in explorer.status.value
         ('grid', True, True)
     """
-    spec = spec or GridSpec()
+    spec = spec or lecture_spec()
     live = torch.cuda.is_available() if live is None else live
     return DreamExplorer(spec, live=live, backbone=backbone, cache_dir=cache_dir, device=device)
 
 
 __all__ = ["ALL_CHANNELS", "DREAM_LAYERS", "DreamExplorer", "GridSpec", "compute_grid", "default_cache_dir",
-           "dream_explorer", "grid_key", "grid_path", "prepare"]
+           "dream_explorer", "grid_key", "grid_path", "lecture_spec", "prepare"]
