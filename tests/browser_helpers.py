@@ -71,15 +71,16 @@ def demo_state(demo) -> str:
 
 def operate(page, demo, control: tuple) -> None:
     """Move one control of ``demo``: ``("button", text)`` clicks it, ``("select", label)`` picks the next
-    option of a dropdown, ``("slider", label)`` presses the right arrow on the slider's handle."""
-    kind, label = control
+    option of a dropdown (``("select", label, value)`` that option), ``("slider", label)`` presses the right
+    arrow on the slider's handle."""
+    kind, label, *value = control
     if kind == "button":
         demo.query_selector(f"button:has-text('{label}')").click()
     elif kind == "select":
         select = demo.query_selector(f".widget-dropdown:has(label:text-is('{label}')) select")
         options = select.evaluate("s => Array.from(s.options).map(o => o.value)")
         current = select.evaluate("s => s.value")
-        select.select_option(options[(options.index(current) + 1) % len(options)])
+        select.select_option(value[0] if value else options[(options.index(current) + 1) % len(options)])
     elif kind == "slider":
         handle = demo.query_selector(f".widget-slider:has(label:text-is('{label}')) .noUi-handle")
         handle.focus()

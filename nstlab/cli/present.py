@@ -22,7 +22,6 @@ from pathlib import Path
 from nstlab import course, present
 from nstlab.cli import UserError
 from nstlab.present import server
-from nstlab.present.prepare import lecture_demos, prepare_demos
 
 # How long to wait for Voilà to answer before saying it did not start.
 START_TIMEOUT_SECONDS = 60
@@ -92,6 +91,8 @@ def _wait_until_serving(process: subprocess.Popen, url: str) -> None:
 
 
 def _prepare(notebooks: list[Path], cache_dir: Path | None) -> int:
+    from nstlab.present.prepare import lecture_demos, prepare_demos  # imports torch: only when preparing
+
     results = prepare_demos(lecture_demos(notebooks), cache_dir=cache_dir)
     for done in results:
         demo = done.module.rsplit(".", 1)[1]

@@ -18,6 +18,8 @@ What Voilà would load from the network, and how it is kept local:
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import socket
 import sys
@@ -46,12 +48,14 @@ def check_voila() -> str:
         >>> check_voila().startswith("0.5")
         True
     """
-    try:
-        import voila
-    except ImportError as err:
+    try:  # found without importing it (a second or more): the server runs in its own process
+        found = importlib.util.find_spec("voila") is not None
+    except ValueError:  # listed in sys.modules as missing
+        found = False
+    if not found:
         raise ServerError(f"Voilà is not installed in this Python ({sys.executable}); install it with "
-                          "`pip install 'voila>=0.5.8,<0.6'` (or `make lab`, which installs the course)") from err
-    return voila.__version__
+                          "`pip install 'voila>=0.5.8,<0.6'` (or `make lab`, which installs the course)")
+    return importlib.metadata.version("voila")
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
