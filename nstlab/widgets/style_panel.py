@@ -190,8 +190,8 @@ def prepare(*, cache_dir: str | Path | None = None, progress: bool = True) -> Pa
     """Compute and cache the lecture's grid (:func:`lecture_spec`) once; return its path.
 
     The network is pretrained VGG19 when cached, else the untrained fallback (and then every image says so).
-    One cell is timed first to print an estimate of the whole grid's time; the rest runs under a progress
-    bar. An existing grid is returned at once.
+    One cell is timed first (after a warm-up run) to print an estimate of the whole grid's time; the grid
+    then runs under a progress bar. An existing grid is returned at once.
 
     Args:
         cache_dir: the folder of the cache; default :func:`default_cache_dir`.
@@ -210,9 +210,10 @@ def prepare(*, cache_dir: str | Path | None = None, progress: bool = True) -> Pa
         return path
     extractor = VGGFeatures(tuple(dict.fromkeys(StyleConfig().content_layers + GATYS_STYLE_LAYERS)), backbone=backbone)
     photo, painting = (data.builtin_image(name, size=spec.size) for name in (spec.content, spec.style))
+    first = spec.config(spec.ratios[0], spec.layer_choices[0], spec.inits[0])
+    stylize(photo, painting, first, extractor=extractor, show_progress=False)  # warm-up: the first run is slower
     start = time.perf_counter()
-    stylize(photo, painting, spec.config(spec.ratios[0], spec.layer_choices[0], spec.inits[0]), extractor=extractor,
-            show_progress=False)
+    stylize(photo, painting, first, extractor=extractor, show_progress=False)
     seconds = time.perf_counter() - start
     say(f"style panel: {cells} images of {spec.size} px, {spec.steps} {spec.optimizer} step{'s' if spec.steps != 1 else ''} each, on "
         f"{'pretrained' if backbone.pretrained else 'UNTRAINED'} VGG19: about {_duration(seconds * cells)} "
