@@ -16,7 +16,7 @@ import importlib
 import sys
 
 # The subcommands, in the order ``nstlab --help`` lists them; each names a module in this package.
-COMMANDS = ("doctor", "course", "lab", "weights", "stylize", "present", "dream")
+COMMANDS = ("doctor", "course", "lab", "weights", "stylize", "fast", "present", "dream")
 
 
 class UserError(Exception):

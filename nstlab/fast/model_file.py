@@ -259,12 +259,10 @@ def describe_model(model: FastModel) -> str:
         network: width 4, 1 residual block(s), ... parameters
         ...
     """
-    from nstlab.fast.network import count_parameters
-
     t = model.metadata.get("training", {})
     lines = [f"style: {model.style_name}",
              f"network: width {model.settings['width']}, {model.settings['blocks']} residual block(s), "
-             f"{count_parameters(model.net):,} parameters"]
+             f"{sum(p.numel() for p in model.net.parameters()):,} parameters"]
     if t:
         losses = t.get("losses", {})
         loss = ", ".join(f"{k} {v:.4g}" for k, v in losses.items()) if losses else "none recorded"
