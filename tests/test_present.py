@@ -45,6 +45,7 @@ DEMOS = {
     "part1-perceptron-to-backprop": [("button", "step"), ("slider", "η"), ("button", "next stage")],
     "part2-convolution-and-features": [("select", "kernel"), ("select", "layer")],
     "part3-style-transfer": [("button", "noise")],
+    "part5-dreams-and-statistics": [("select", "layer")],
 }
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
@@ -58,9 +59,10 @@ def _leaves_machine(url: str) -> bool:
 @pytest.fixture(scope="module")
 def lecture_env(tmp_path_factory) -> dict[str, str]:
     """The environment of a lecture server: the grade profile, and a private torch cache holding the tiny
-    style grid, made by `nstlab present --prepare` (checked in test_prepare_...)."""
+    grids of the style panel and the dream explorer, made by `nstlab present --prepare` (checked in
+    test_prepare_...)."""
     env = dict(os.environ, NSTLAB_PROFILE="grade", TORCH_HOME=str(tmp_path_factory.mktemp("torch_home")))
-    done = subprocess.run([sys.executable, "-m", "nstlab.cli", "present", "part3", "--prepare"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "nstlab.cli", "present", "--prepare"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=300)
     env["_PREPARE_OUTPUT"] = done.stdout + done.stderr
     assert done.returncode == 0, env["_PREPARE_OUTPUT"]
@@ -77,11 +79,13 @@ def test_every_lecture_is_committed_without_outputs_and_sets_the_projector_theme
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), name
 
 
-def test_prepare_builds_the_lectures_style_grid_with_an_estimate_first(lecture_env):
+def test_prepare_builds_the_lectures_grids_each_with_an_estimate_first(lecture_env):
     out = lecture_env["_PREPARE_OUTPUT"]
     assert out.index("style panel: 8 images") < out.index("style_panel: ready at") and "about" in out
-    grids = list(Path(lecture_env["TORCH_HOME"]).rglob("style_grid/*.pt"))
-    assert len(grids) == 1 and str(grids[0]) in out
+    assert "dream_explorer: ready at" in out
+    for folder in ("style_grid", "dream_grid"):
+        grids = list(Path(lecture_env["TORCH_HOME"]).rglob(f"{folder}/*.pt"))
+        assert len(grids) == 1 and str(grids[0]) in out, folder
 
 
 def test_prepare_finds_each_lectures_demos_from_its_imports(capsys):
