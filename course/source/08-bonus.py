@@ -12,15 +12,15 @@
 # **In this notebook you will learn**
 #
 # 1. gradient *ascent* on the pixels, and why DeepDream normalises each step;
-# 2. what the layers of VGG respond to, from edges and colours in early layers to object parts in late ones;
-# 3. jitter and octaves, and what the result looks like without them;
+# 2. jitter and octaves, and what the result looks like without them;
+# 3. what the layers of VGG respond to, from edges and colours in early layers to object parts in late ones;
 # 4. style as per-channel statistics: the mean/standard-deviation loss and adaptive instance normalisation;
 # 5. why the Gram loss works: it is a squared maximum mean discrepancy with the kernel $(x^\top y)^2$, with
 #    the exact constant in this course's convention;
 # 6. style transfer by optimisation with these statistics, and with an AdaIN target (any style, no network
 #    trained), and what a real-time AdaIN network would take to train.
 #
-# **Runtime** (fast profile): 97–107 s on a busy 2-core CPU (load average 6–7; 42 s of CPU time; measured with
+# **Runtime** (fast profile): 85–107 s on a busy 2-core CPU (load average 6–7; 42–45 s of CPU time; measured with
 # `jupyter nbconvert --execute`, kernel start included); GPU: not measured yet.
 #
 # **Pretrained weights.** DeepDream and style transfer need VGG19's ImageNet weights (548 MB, see
@@ -193,8 +193,9 @@ with checks.no_tf32():
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# Ten steps on the photo at `relu4_1`: the objective grows step by step, and the pixels stay in $[0, 1]$.
-# The library's `dream.ascent_step` is the same function as yours.
+# Your step, repeated on the photo at `relu4_1` (as many steps as the profile gives one octave, with its step
+# size): the objective grows step by step, and the pixels stay in $[0, 1]$. The library's `dream.ascent_step`
+# is the same function as yours.
 
 # %%
 objective = lambda image: dream.dream_objective(extractors["relu4_1"](image)["relu4_1"])  # noqa: E731
@@ -219,7 +220,7 @@ print(f"pixels in [{x.min().item():.2f}, {x.max().item():.2f}], mean change {(x 
 # place each time and averages out. `dream.jitter(image, dx, dy)` is `torch.roll` over $(H, W)$, and
 # `jitter(jitter(x, dx, dy), -dx, -dy)` gives `x` back exactly.
 #
-# **Octaves.** A unit of `relu4_1` sees a window of about 60 pixels of the input (its *receptive field*),
+# **Octaves.** A unit of `relu4_1` sees a window of 68 × 68 pixels of the input (its *receptive field*),
 # whatever the size of the image. Dreaming on the full image only ever grows patterns of that size. So
 # DeepDream starts on a small copy of the image, where those windows cover a large part of it, and works up
 # through $K$ sizes ("octaves"), each $s \approx 1.4$ times larger than the one before: octave $k$ has
