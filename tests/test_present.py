@@ -2,8 +2,8 @@
 
 For every lecture in course/lectures/: every demo renders (no broken image), no code is shown, moving one
 control of each demo changes what it shows, no request leaves the machine, and the page's kernel is gone once
-the page is closed. The lectures run in the ``grade`` profile (small widgets) on a tiny style grid made by
-`nstlab present --prepare` in a private cache. Browser tests need Debian's ``chromium`` and are skipped with a
+the page is closed. The lectures run in the ``grade`` profile (small widgets) on tiny grids made by
+`nstlab present --prepare` in a private cache (and two tiny fast-style networks trained for the test). Browser tests need Debian's ``chromium`` and are skipped with a
 reason without it; the command's own errors are checked without a browser.
 """
 
@@ -45,9 +45,21 @@ DEMOS = {
     "part1-perceptron-to-backprop": [("button", "step"), ("slider", "η"), ("button", "next stage")],
     "part2-convolution-and-features": [("select", "kernel"), ("select", "layer")],
     "part3-style-transfer": [("button", "noise")],
+    "part4-fast-style": [("select", "photo")],
     "part5-dreams-and-statistics": [("select", "layer")],
 }
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+TRAIN_FAST_MODELS = """
+from nstlab import fast
+from nstlab.weights import untrained_backbone
+from nstlab.widgets.fast_slider import DEFAULT_STYLES, MODEL_SUFFIX
+folder = fast.default_models_dir()
+folder.mkdir(parents=True, exist_ok=True)
+for style in DEFAULT_STYLES:
+    result = fast.train(style, None, fast.fast_config("grade", steps=2), backbone=untrained_backbone("vgg16"),
+                        progress=False)
+    fast.save_model(result.model, folder / f"{style}{MODEL_SUFFIX}")
+"""
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
 
@@ -62,6 +74,9 @@ def lecture_env(tmp_path_factory) -> dict[str, str]:
     grids of the style panel and the dream explorer, made by `nstlab present --prepare` (checked in
     test_prepare_...)."""
     env = dict(os.environ, NSTLAB_PROFILE="grade", TORCH_HOME=str(tmp_path_factory.mktemp("torch_home")))
+    # The fast-style lecture's default styles need pretrained VGG16 to be prepared, which tests do not have:
+    # train them here, tiny and against the untrained stand-in, where --prepare then finds them.
+    subprocess.run([sys.executable, "-c", TRAIN_FAST_MODELS], cwd=ROOT, env=env, check=True, timeout=300)
     done = subprocess.run([sys.executable, "-m", "nstlab.cli", "present", "--prepare"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=300)
     env["_PREPARE_OUTPUT"] = done.stdout + done.stderr
@@ -82,7 +97,7 @@ def test_every_lecture_is_committed_without_outputs_and_sets_the_projector_theme
 def test_prepare_builds_the_lectures_grids_each_with_an_estimate_first(lecture_env):
     out = lecture_env["_PREPARE_OUTPUT"]
     assert out.index("style panel: 8 images") < out.index("style_panel: ready at") and "about" in out
-    assert "dream_explorer: ready at" in out
+    assert "dream_explorer: ready at" in out and "fast_slider: ready at" in out
     for folder in ("style_grid", "dream_grid"):
         grids = list(Path(lecture_env["TORCH_HOME"]).rglob(f"{folder}/*.pt"))
         assert len(grids) == 1 and str(grids[0]) in out, folder
