@@ -17,7 +17,14 @@ The public names are importable from ``nstlab.fast`` itself.
 from nstlab.fast.config import PRESETS, STYLE_WEIGHT, FastConfig, fast_config
 from nstlab.fast.data import NoTrainingImages, TrainingImages, find_images
 from nstlab.fast.export import DeployUnavailable, export_coreml, export_onnx, onnx_max_difference
-from nstlab.fast.loss import JOHNSON_CONTENT_LAYER, JOHNSON_STYLE_LAYERS, johnson_gram, perceptual_loss, style_targets
+from nstlab.fast.loss import (
+    JOHNSON_CONTENT_LAYER,
+    JOHNSON_STYLE_LAYERS,
+    johnson_gram,
+    perceptual_loss,
+    style_targets,
+    tv_loss,
+)
 from nstlab.fast.model_file import (
     FORMAT_VERSION,
     FastModel,
@@ -46,5 +53,5 @@ __all__ = [
     "ResidualBlock", "StepLosses", "TrainResult", "TrainingDiverged", "TrainingImages", "TransformNet",
     "UpsampleConv", "apply", "count_parameters", "default_models_dir", "describe_model", "export_coreml",
     "export_onnx", "fast_config", "find_images", "instance_norm", "johnson_gram", "load_model",
-    "onnx_max_difference", "perceptual_loss", "save_model", "style_targets", "train", "train_step",
+    "onnx_max_difference", "perceptual_loss", "save_model", "style_targets", "train", "train_step", "tv_loss",
 ]

@@ -90,9 +90,12 @@ def johnson_gram(F: torch.Tensor) -> torch.Tensor:
 
 def perceptual_loss(features: Mapping[str, torch.Tensor], content_features: torch.Tensor,
                     style_grams: Mapping[str, torch.Tensor], *, content_layer: str = JOHNSON_CONTENT_LAYER,
-                    content_weight: float = 1.0, style_weight: float = 1e5, image: torch.Tensor | None = None,
-                    tv_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r"""The perceptual loss :math:`\lambda_c \ell_{feat} + \lambda_s \ell_{style} (+ \lambda_{TV} \ell_{TV})`.
+                    content_weight: float = 1.0, style_weight: float = 1e5
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""The perceptual loss :math:`\lambda_c \ell_{feat} + \lambda_s \ell_{style}`.
+
+    Training adds :math:`\lambda_{TV} \ell_{TV}` (:func:`tv_loss`) to ``total`` when its ``tv_weight`` is
+    positive; notebook 07's exercise has exactly this signature.
 
     Args:
         features: layer name -> activations of the transformed batch :math:`\phi_j(\hat y)`, (N, C, H, W); must
@@ -103,8 +106,6 @@ def perceptual_loss(features: Mapping[str, torch.Tensor], content_features: torc
         content_layer: the layer of the feature reconstruction loss.
         content_weight: :math:`\lambda_c \ge 0`.
         style_weight: :math:`\lambda_s \ge 0`.
-        image: the transformed batch :math:`\hat y`, (N, 3, H, W); needed only when ``tv_weight > 0``.
-        tv_weight: :math:`\lambda_{TV} \ge 0`; the total variation is added to ``total`` only.
 
     Returns:
         ``(total, content, style)``: 0-dim tensors, each averaged over the batch; content and style unweighted.
@@ -116,7 +117,7 @@ def perceptual_loss(features: Mapping[str, torch.Tensor], content_features: torc
         >>> content.item(), style.item(), total.item()  # style: four entries of (36 / 72)^2
         (1.0, 1.0, 11.0)
     """
-    for name, value in (("content_weight", content_weight), ("style_weight", style_weight), ("tv_weight", tv_weight)):
+    for name, value in (("content_weight", content_weight), ("style_weight", style_weight)):
         if not (value >= 0 and value < float("inf")):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
     if content_layer not in features:
@@ -146,11 +147,24 @@ def perceptual_loss(features: Mapping[str, torch.Tensor], content_features: torc
     style = torch.stack(terms).sum()
 
     total = content_weight * content + style_weight * style
-    if tv_weight > 0:
-        if image is None:
-            raise ValueError("tv_weight > 0 needs the transformed images: pass image=y_hat.")
-        total = total + tv_weight * total_variation(image) / image.numel()
     return total, content, style
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    r"""The total variation :math:`\ell_{TV}` as a per-value mean: :func:`nstlab.losses.total_variation` / (N C H W).
+
+    Args:
+        image: the transformed batch :math:`\hat y`, (N, 3, H, W).
+
+    Returns:
+        A 0-dim tensor.
+
+    Example:
+        >>> tv_loss(torch.tensor([[[[0.0, 1.0], [0.0, 3.0]]]])).item()  # (1 + 9 + 0 + 4) / 4
+        3.5
+    """
+    image = _check_4d(image, "image")
+    return total_variation(image) / image.numel()
 
 
 def style_targets(extractor, style_image: torch.Tensor, *, layers=JOHNSON_STYLE_LAYERS) -> dict[str, torch.Tensor]:

@@ -29,7 +29,7 @@ from torch import nn
 from nstlab import __version__
 from nstlab.fast.config import FastConfig
 from nstlab.fast.data import TrainingImages
-from nstlab.fast.loss import JOHNSON_CONTENT_LAYER, perceptual_loss, style_targets
+from nstlab.fast.loss import JOHNSON_CONTENT_LAYER, perceptual_loss, style_targets, tv_loss
 from nstlab.fast.model_file import FastModel, thumbnail
 from nstlab.fast.network import TransformNet
 from nstlab.profiles import GRADER_ENV_VAR
@@ -42,8 +42,7 @@ class TrainingDiverged(RuntimeError):
 
 def train_step(net: nn.Module, extractor: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor,
                style_grams: dict[str, torch.Tensor], *, content_layer: str = JOHNSON_CONTENT_LAYER,
-               content_weight: float = 1.0, style_weight: float = 1e5, tv_weight: float = 0.0,
-               step: int | None = None) -> tuple[float, float, float]:
+               content_weight: float = 1.0, style_weight: float = 1e5) -> tuple[float, float, float]:
     r"""One training step: stylise ``batch``, measure the perceptual loss, and update ``net`` by ``optimizer``.
 
     The content target :math:`\phi_j(x)` is the loss network's response to the input batch itself, computed
@@ -56,8 +55,7 @@ def train_step(net: nn.Module, extractor: nn.Module, optimizer: torch.optim.Opti
         batch: photos of shape (N, 3, H, W) in [0, 1].
         style_grams: style layer name -> :func:`nstlab.fast.johnson_gram` of the style image, (1, C, C).
         content_layer: the layer of the feature reconstruction loss.
-        content_weight, style_weight, tv_weight: :math:`\lambda_c, \lambda_s, \lambda_{TV}`.
-        step: the step's number, for the message when the loss is not finite.
+        content_weight, style_weight: :math:`\lambda_c, \lambda_s`.
 
     Returns:
         ``(total, content, style)`` of this batch, before the update, as Python floats.
@@ -79,6 +77,13 @@ def train_step(net: nn.Module, extractor: nn.Module, optimizer: torch.optim.Opti
         >>> math.isclose(total, content + 1e5 * style, rel_tol=1e-5)  # the loss before the step
         True
     """
+    return _step(net, extractor, optimizer, batch, style_grams, content_layer=content_layer,
+                 content_weight=content_weight, style_weight=style_weight)
+
+
+def _step(net, extractor, optimizer, batch, style_grams, *, content_layer: str, content_weight: float,
+          style_weight: float, tv_weight: float = 0.0, step: int | None = None) -> tuple[float, float, float]:
+    """:func:`train_step` with the total variation term and the step's number for the NaN message (train's loop)."""
     if not isinstance(batch, torch.Tensor) or batch.ndim != 4 or batch.shape[1] != 3:
         got = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
         raise ValueError(f"batch must have shape (N, 3, H, W) in [0, 1], got {got}; add a batch dimension with "
@@ -89,8 +94,9 @@ def train_step(net: nn.Module, extractor: nn.Module, optimizer: torch.optim.Opti
     y_hat = net(batch)  # (N, 3, H, W)
     features = extractor(y_hat)
     total, content, style = perceptual_loss(features, content_features, style_grams, content_layer=content_layer,
-                                            content_weight=content_weight, style_weight=style_weight,
-                                            image=y_hat, tv_weight=tv_weight)
+                                            content_weight=content_weight, style_weight=style_weight)
+    if tv_weight > 0:
+        total = total + tv_weight * tv_loss(y_hat)
     values = (total.item(), content.item(), style.item())
     if not all(math.isfinite(v) for v in values):
         where = f"at step {step}" if step is not None else "in this step"
@@ -311,7 +317,7 @@ def train(style_image: torch.Tensor | str | os.PathLike, images: str | os.PathLi
         while step < config.steps:
             step += 1
             batch = photos.batch(step, config.batch_size).to(device)  # (B, 3, size, size)
-            total, content, style_loss = train_step(
+            total, content, style_loss = _step(
                 net, extractor, optimizer, batch, grams, content_layer=config.content_layer,
                 content_weight=config.content_weight, style_weight=config.style_weight, tv_weight=config.tv_weight,
                 step=step)
