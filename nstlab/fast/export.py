@@ -72,11 +72,11 @@ def export_onnx(model: FastModel | torch.nn.Module, path: str | os.PathLike, *, 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is false.
 
-    Example:
+    Example (not run as a doctest: an export takes several seconds; tests/test_fast_export.py runs it):
         >>> import tempfile
         >>> from nstlab.fast.network import TransformNet
         >>> net = TransformNet(width=4, blocks=1)
-        >>> p = export_onnx(net, Path(tempfile.mkdtemp()) / "net.onnx")  # doctest: +SKIP (several seconds)
+        >>> p = export_onnx(net, Path(tempfile.mkdtemp()) / "net.onnx")  # doctest: +SKIP
         >>> p.name  # doctest: +SKIP
         'net.onnx'
 
@@ -115,11 +115,11 @@ def onnx_max_difference(model: FastModel | torch.nn.Module, onnx_path: str | os.
     Returns:
         The maximum over all sizes, images, channels and pixels of ``|onnx - torch|``, as a float.
 
-    Example:
+    Example (not run as a doctest: an export takes several seconds; tests/test_fast_export.py runs it):
         >>> import tempfile
         >>> from nstlab.fast.network import TransformNet
         >>> net = TransformNet(width=4, blocks=1)
-        >>> p = export_onnx(net, Path(tempfile.mkdtemp()) / "n.onnx")  # doctest: +SKIP (several seconds)
+        >>> p = export_onnx(net, Path(tempfile.mkdtemp()) / "n.onnx")  # doctest: +SKIP
         >>> onnx_max_difference(net, p) < 1e-4  # doctest: +SKIP
         True
     """
