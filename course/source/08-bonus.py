@@ -20,8 +20,9 @@
 # 6. style transfer by optimisation with these statistics, and with an AdaIN target (any style, no network
 #    trained), and what a real-time AdaIN network would take to train.
 #
-# **Runtime** (fast profile): 85–107 s on a busy 2-core CPU (load average 6–7; 42–45 s of CPU time; measured with
-# `jupyter nbconvert --execute`, kernel start included); GPU: not measured yet.
+# **Runtime** (fast profile): 81 s on a 2-core CPU busy with other work (load average about 6.5; 46 s of CPU
+# time, so a busier machine takes longer; measured with `jupyter nbconvert --execute`, kernel start included);
+# GPU: not measured yet.
 #
 # **Pretrained weights.** DeepDream and style transfer need VGG19's ImageNet weights (548 MB, see
 # `nstlab weights status`). If they cannot be found or downloaded, this notebook says why and continues on an
@@ -342,10 +343,26 @@ print("objective, first → last step:", {layer: f"{r.history[0]:.3g} → {r.his
 # channels of `relu4_1` give strikingly different motifs.
 
 # %%
-channels = [0, 1, 2]
+whole_layer = dreams[f"jitter, {K} octaves"]  # section 2's dream of the whole layer, with the same settings
+channels = [0, 1]
 per_channel = [dream.dream(photo, extractors["relu4_1"], dream_settings(layer="relu4_1", channel=k),
                            progress=False).image for k in channels]
-show_row(per_channel, [f"relu4_1, channel {k}" for k in channels], "one filter at a time")
+show_row([whole_layer.image] + per_channel, ["relu4_1, all channels"] + [f"relu4_1, channel {k}" for k in channels],
+         "the whole layer, and one filter at a time")
+
+# %% [markdown]
+# **A guide image.** Instead of "more of whatever is there", the dream can be steered towards another
+# image's features: with the guide's features $g_j$ at the same layer, each position $i$ of the dream looks
+# for its best match among them, and the objective is the mean of those matches,
+# $\mathcal{D}_{guide} = \frac{1}{M}\sum_i \max_j f_i^\top g_j$ (the `objective_guide` of Mordvintsev et
+# al.'s notebook). *With the pretrained network*, the photo grows the guide's motifs, here the mosaic's
+# coloured cells and dark leading, instead of the unguided dream's. *With the untrained stand-in* the guided
+# dream looks much like the unguided one: random filters give the guide little to pass on.
+
+# %%
+guided = dream.dream(photo, extractors["relu4_1"], dream_settings(layer="relu4_1"), guide=painting, progress=False)
+show_row([photo, painting, whole_layer.image, guided.image], ["photo", "guide: mosaic", "no guide", "guided by the mosaic"],
+         "DeepDream with a guide image (relu4_1)")
 
 # %% [markdown]
 # # Part B · Style from statistics
