@@ -300,8 +300,10 @@ def train(style_image: torch.Tensor | str | os.PathLike, images: str | os.PathLi
         start, seconds_before = int(ckpt["step"]), float(ckpt["seconds"])
         history = [StepLosses(int(s), *map(float, row)) for s, row in enumerate(ckpt["history"].tolist(), start=1)]
         photos.skipped.extend(Path(p) for p in ckpt["skipped"][len(photos.skipped):])
-    preview_batch = TrainingImages(images, size=config.size, seed=PREVIEW_SEED).batch(0, PREVIEW_IMAGES).to(device) \
-        if preview is not None else None
+    preview_batch = None
+    if preview is not None:  # the same crops at every call, drawn apart from the training batches
+        generator = torch.Generator().manual_seed(PREVIEW_SEED)
+        preview_batch = torch.cat([photos.crop(generator) for _ in range(PREVIEW_IMAGES)]).to(device)
 
     def save(step: int, seconds: float) -> None:
         rows = torch.tensor([[h.total, h.content, h.style] for h in history], dtype=torch.float64).reshape(-1, 3)
