@@ -836,7 +836,7 @@ display(explorer)
 # * **Jitter** (a random roll before each step, undone after) removes the network's sampling grid from the
 #   dream; **octaves** (coarse to fine, the detail carried up) grow patterns at several scales.
 # * Shallow layers want colours and edges, deep layers textures, parts and objects: the network draws its
-#   own hierarchy.
+#   own hierarchy. One channel shows one filter's motif; a guide image steers the dream towards its features.
 # * Per-channel **mean and standard deviation** carry much of a style; **AdaIN** transplants them from one
 #   image's features to another's.
 # * The Gram loss is a squared **MMD** with the kernel $(x^\top y)^2$: $E_l = \mathrm{MMD}^2 / (4 N_l^2)$ when
