@@ -9,8 +9,9 @@ fails at once with a message naming the field and the fix.
 :func:`fast_config` gives the presets of the three profiles (:mod:`nstlab.profiles`):
 
 =========  ===================================================================================================
-``fast``   the small network (0.3 M parameters), 128-px crops of the built-in photos, batch 2, 200 steps:
-           under 2 minutes of training on a 2-core CPU (docs/benchmarks.md measures it)
+``fast``   the small network (0.3 M parameters), 128-px crops of the built-in photos, batch 2, 120 steps:
+           about 0.75 CPU seconds a step, so at most 2 minutes of training even on one thread of the course's
+           2-core CPU (docs/benchmarks.md, "Fast style transfer")
 ``full``   the paper's network (1.7 M), 256-px crops, batch 4, 40,000 steps (two epochs of COCO's 80,000
            photos at batch 4, as in the paper), lr 1e-3; a GPU and a folder of photos
 ``grade``  tiny and deterministic: width 8, one block, 32-px crops, batch 1, 3 steps
@@ -69,7 +70,7 @@ class FastConfig:
     """
 
     size: int = 128
-    steps: int = 200
+    steps: int = 120
     batch_size: int = 2
     lr: float = 3e-3
     content_weight: float = 1.0
@@ -80,8 +81,8 @@ class FastConfig:
     content_layer: str = JOHNSON_CONTENT_LAYER
     style_layers: tuple[str, ...] = JOHNSON_STYLE_LAYERS
     seed: int = 0
-    checkpoint_every: int = 50
-    preview_every: int = 25
+    checkpoint_every: int = 20
+    preview_every: int = 20
     style_size: int | None = 256
     scale_range: tuple[float, float] = SCALE_RANGE
     profile: str = "custom"
