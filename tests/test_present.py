@@ -144,18 +144,18 @@ def test_voila_serves_only_this_machine_with_the_offline_template():
 
 @pytest.fixture
 def served(request, lecture_env, tmp_path):
-    """`nstlab present LECTURE --no-browser` on a free port; yields (the lecture's URL, the server's log)."""
+    """`nstlab present [LECTURE] --no-browser` on a free port; yields (the page's URL, the server's log)."""
     lecture, port, log = request.param, free_port(), tmp_path / "present.log"
     with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "nstlab.cli", "present", lecture, "--no-browser",
-                                   f"--port={port}"], cwd=ROOT, env=lecture_env, stdout=out,
+        server = subprocess.Popen([sys.executable, "-m", "nstlab.cli", "present", *([lecture] if lecture else []),
+                                   "--no-browser", f"--port={port}"], cwd=ROOT, env=lecture_env, stdout=out,
                                   stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = None
         deadline = time.monotonic() + 90
         while url is None and time.monotonic() < deadline and server.poll() is None:
             for line in log.read_text().splitlines():
-                if line.startswith(f"lecture {lecture} at http"):
+                if line.startswith(f"lecture {lecture} at http" if lecture else "lectures at http"):
                     url = line.split(" at ", 1)[1].split()[0]
             time.sleep(0.2)
         assert url, log.read_text()
@@ -214,3 +214,23 @@ def test_lecture_renders_answers_every_demo_stays_offline_and_frees_its_kernel(s
     outside = sorted({u for u in requests if _leaves_machine(u)})
     assert not outside, f"requests that left the machine: {outside}"
     assert requests, "no request was recorded at all"
+
+
+@needs_chromium
+@pytest.mark.parametrize("served", [None], indirect=True)
+def test_without_a_lecture_the_page_lists_every_lecture_offline(served):
+    from playwright.sync_api import sync_playwright
+
+    url, _ = served
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context()
+        context.on("request", lambda r: requests.append(r.url))
+        context.route(_leaves_machine, lambda route: route.abort())
+        page = context.new_page()
+        page.goto(url, timeout=60_000)
+        for name in LECTURES:
+            page.get_by_text(f"{name}.ipynb").first.wait_for(timeout=60_000)
+        browser.close()
+    assert requests and not [u for u in requests if _leaves_machine(u)]

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     url = server.lecture_url(args.port, lecture)
     process = subprocess.Popen(server.voila_command(folder, port=args.port), env=server.voila_environment())
     try:
-        _wait_until_serving(process, url)
+        _wait_until_serving(process, args.port, url)
         print(f"lecture{' ' + lecture if lecture else 's'} at {url} (Ctrl-C stops)", flush=True)
         if not args.no_browser:
             webbrowser.open(url)
@@ -75,14 +75,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
-def _wait_until_serving(process: subprocess.Popen, url: str) -> None:
+def _wait_until_serving(process: subprocess.Popen, port: int, url: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise UserError(f"Voilà stopped at start (exit status {process.returncode}); its messages are above")
         try:
             # The lecture list is cheap to fetch; a lecture's own page would start a kernel.
-            urllib.request.urlopen(url.split("/voila/render/")[0] + "/", timeout=2).close()
+            urllib.request.urlopen(server.lecture_url(port, None), timeout=2).close()
             return
         except OSError:
             time.sleep(0.3)

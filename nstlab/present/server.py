@@ -7,8 +7,9 @@ saying so (a browser that crashed, a laptop put to sleep) are culled after :data
 
 What Voilà would load from the network, and how it is kept local:
 
-* Font Awesome CSS from cdn.jsdelivr.net (linked by the lab template): the ``nstlab`` template drops the
-  links; Voilà's bundle already carries Font Awesome 5 with the v4 names ipywidgets uses.
+* Font Awesome CSS from cdn.jsdelivr.net: version 5 linked by the lab template (a lecture's page) and 4.5 by
+  ``page.html`` (the lecture list's frame). The ``nstlab`` template drops both links; Voilà's bundle already
+  carries Font Awesome 5 with the v4 names ipywidgets uses.
 * mermaid.js from cdnjs (nbconvert's lab template): the ``nstlab`` template drops it.
 * MathJax: Voilà 0.5 renders math with the MathJax 3 bundled in its own JavaScript, never the CDN URL in
   its page configuration.
