@@ -112,6 +112,17 @@ def test_prepare_finds_each_lectures_demos_from_its_imports(capsys):
     assert "nothing to prepare" in capsys.readouterr().out
 
 
+def test_prepare_says_which_demo_it_could_not_prepare_and_how_to_fix_it(tmp_path):
+    """Offline with no pretrained VGG16, the fast-style networks cannot be trained: --prepare says so on one
+    line with the remedies and exits 1, instead of a traceback."""
+    env = dict(os.environ, NSTLAB_PROFILE="grade", TORCH_HOME=str(tmp_path), NSTLAB_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-m", "nstlab.cli", "present", "part4", "--prepare"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("fast_slider: not prepared:"))
+    assert "vgg16" in line and "nstlab weights import" in line
+
+
 def test_a_taken_port_is_one_line_naming_a_free_one(capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -36,7 +36,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--port", type=int, default=server.DEFAULT_PORT, help=f"port (default {server.DEFAULT_PORT})")
     p.add_argument("--no-browser", action="store_true", help="only print the address; do not open a browser")
     p.add_argument("--prepare", action="store_true", help="compute the demos' precomputed grids once, then exit")
-    p.add_argument("--cache-dir", type=Path, help="where --prepare caches grids (default: each demo's cache folder)")
     return p
 
 
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from err
     if args.prepare:
         names = [lecture] if lecture else present.list_lectures(root)
-        return _prepare([folder / f"{name}.ipynb" for name in names], args.cache_dir)
+        return _prepare([folder / f"{name}.ipynb" for name in names])
     try:
         server.check_voila()
         server.check_port(args.port)
@@ -90,10 +89,11 @@ def _wait_until_serving(process: subprocess.Popen, port: int, url: str) -> None:
     raise UserError(f"Voilà did not answer at {url} within {START_TIMEOUT_SECONDS} s; its messages are above")
 
 
-def _prepare(notebooks: list[Path], cache_dir: Path | None) -> int:
+def _prepare(notebooks: list[Path]) -> int:
+    """Prepare the demos of ``notebooks`` in their default cache folders, where the lectures look."""
     from nstlab.present.prepare import lecture_demos, prepare_demos  # imports torch: only when preparing
 
-    results = prepare_demos(lecture_demos(notebooks), cache_dir=cache_dir)
+    results = prepare_demos(lecture_demos(notebooks))
     for done in results:
         demo = done.module.rsplit(".", 1)[1]
         print(f"{demo}: ready at {done.path}" if done.path else f"{demo}: not prepared: {done.skipped}")
