@@ -20,9 +20,8 @@
 # 5. how much faster the result is than notebook 06's method, measured here;
 # 6. how to export the network to ONNX for deployment, and check that the export computes the same thing.
 #
-# **Runtime** (fast profile): 17 min on a 2-core CPU shared with other jobs (load average 4.4–6.6; 563 s of
-# CPU time), 16 min of it the 200 training steps; a training step took 0.66 s on the same CPU when it was
-# less busy (load 3), which puts the notebook at about 3 minutes on an unshared 2-core CPU (measured with
+# **Runtime** (fast profile): 3 min 27 s on a 2-core CPU shared with other jobs (load average 4.6 at the
+# start, 3.0 at the end; 234 s of CPU time), 2 min 44 s of it the 120 training steps (measured with
 # `jupyter nbconvert --execute`, kernel start included). GPU: not measured yet.
 #
 # **Pretrained weights.** The perceptual loss needs VGG16's ImageNet weights (528 MB, see
