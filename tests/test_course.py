@@ -113,3 +113,100 @@ def test_the_course_functions_are_not_shadowed_by_its_modules():
         importlib.import_module(f"nstlab.course.{info.name}")
     for name in ("feedback", "autograde", "export", "generate", "start", "build", "assignments"):
         assert callable(getattr(nstlab.course, name)), f"nstlab.course.{name} is a module, not the function"
+
+
+WRITTEN_SOURCE = """\
+# %% [markdown]
+# # A written question
+#
+# **Question.** Why does the Gram matrix ignore where things are?
+
+# %% [written] id=why-gram points=2
+# The Gram matrix sums products of two channels over every position, so moving a pattern
+# elsewhere in the picture leaves the sum unchanged.
+
+# %%
+print("after the answer")
+"""
+
+
+def test_written_cell_is_a_manually_graded_markdown_answer(tmp_path: Path):
+    """A [written] cell becomes nbgrader's "manually graded answer": solution and grade, not locked, P points."""
+    from nstlab.course.authoring import build_notebook
+
+    source = tmp_path / "99-written.py"
+    source.write_text(WRITTEN_SOURCE, encoding="utf-8")
+    cell = next(c for c in build_notebook(source).cells if c.get("id") == "why-gram")
+    assert cell.cell_type == "markdown"
+    assert cell.metadata["nbgrader"] == {"grade": True, "grade_id": "why-gram", "locked": False, "points": 2,
+                                         "schema_version": 3, "solution": True, "task": False}
+    assert cell.source.startswith("The Gram matrix sums products") and "# " not in cell.source
+    assert "editable" not in cell.metadata  # the student must be able to type the answer
+
+
+@pytest.mark.parametrize("marker, problem", [
+    ("# %% [written] points=2", "needs id=NAME"),
+    ("# %% [written] id=why-gram", "needs points=N"),
+    ("# %% [written] id=why-gram points=0", "needs points=N"),
+])
+def test_written_cell_without_id_or_points_names_the_line(tmp_path: Path, marker: str, problem: str):
+    from nstlab.course.authoring import SourceError, build_notebook
+
+    source = tmp_path / "99-written.py"
+    source.write_text(WRITTEN_SOURCE.replace("# %% [written] id=why-gram points=2", marker), encoding="utf-8")
+    with pytest.raises(SourceError, match=rf"99-written.py:6: .*{problem}"):
+        build_notebook(source)
+
+
+def test_written_cell_without_a_model_answer_is_refused(tmp_path: Path):
+    from nstlab.course.authoring import SourceError, build_notebook
+
+    source = tmp_path / "99-written.py"
+    text = WRITTEN_SOURCE.split("# The Gram matrix")[0] + "\n# %%\nprint(1)\n"
+    source.write_text(text, encoding="utf-8")
+    with pytest.raises(SourceError, match="99-written.py:6: .*model answer"):
+        build_notebook(source)
+
+
+def test_release_replaces_the_model_answer_by_nbgraders_stub(course_copy: Path):
+    """`nstlab course generate` (nbgrader generate_assignment) gives students the stub, never the answer."""
+    import nbformat
+
+    (course_copy / "course" / "source" / "99-written.py").write_text(WRITTEN_SOURCE, encoding="utf-8")
+    course.generate(["99-written"], root=course_copy, quiet=True)
+    solution = nbformat.read(course_copy / "solutions" / "99-written" / "99-written.ipynb", as_version=4)
+    release = nbformat.read(course_copy / "notebooks" / "99-written" / "99-written.ipynb", as_version=4)
+    [answer] = [c for c in solution.cells if c.get("id") == "why-gram"]
+    [stub] = [c for c in release.cells if c.get("id") == "why-gram"]
+    assert "sums products" in answer.source
+    assert stub.source == "YOUR ANSWER HERE"
+    assert stub.metadata["nbgrader"]["grade"] and stub.metadata["nbgrader"]["points"] == 2
+    assert "checksum" in stub.metadata["nbgrader"]  # nbgrader can tell a changed grade cell
+    released_text = (course_copy / "notebooks" / "99-written" / "99-written.ipynb").read_text(encoding="utf-8")
+    assert "sums products" not in released_text and "Why does the Gram matrix" in released_text
+
+
+def test_no_model_answer_of_any_written_cell_reaches_the_release():
+    """Every [written] cell of every assignment: its model answer appears nowhere in notebooks/."""
+    import nbformat
+
+    from conftest import ROOT
+
+    found = 0
+    for name in ASSIGNMENTS:
+        solution = ROOT / "solutions" / name / f"{name}.ipynb"
+        release = ROOT / "notebooks" / name / f"{name}.ipynb"
+        if not solution.is_file() or not release.is_file():
+            continue
+        released = nbformat.read(release, as_version=4)
+        released_text = "\n".join(c.source for c in released.cells)
+        stubs = {c.get("id"): c.source for c in released.cells}
+        for cell in nbformat.read(solution, as_version=4).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "markdown" and meta.get("solution") and meta.get("grade"):
+                found += 1
+                assert stubs.get(cell.get("id")) == "YOUR ANSWER HERE", f"{name}: {cell.get('id')} not stubbed"
+                for line in filter(None, (line.strip() for line in cell.source.splitlines())):
+                    assert line not in released_text, f"{name}: model answer of {cell.get('id')} released"
+    if not found:
+        pytest.skip("no assignment has a written question yet")

@@ -10,6 +10,13 @@ Cells start with a marker line::
     # %%                                 ordinary code
     # %% [solution] id=NAME              an exercise: code with ### BEGIN SOLUTION / ### END SOLUTION
     # %% [check] id=NAME points=P        a locked, graded check cell; may hold ### BEGIN HIDDEN TESTS
+    # %% [written] id=NAME points=P      a written answer graded by hand: a markdown cell ("# " lines)
+                                         whose body is the instructor's model answer
+
+A ``[written]`` cell is nbgrader's "manually graded answer" (solution and grade, not locked). The question goes
+in the markdown cell just above it. nbgrader's release replaces the whole model answer by its text stub
+("YOUR ANSWER HERE"), so students never see it; autograding leaves the cell to the instructor, who grades it
+in nbgrader's formgrader.
 
 Everything is deterministic (cell ids come from the marker or the position), so building twice gives the
 same bytes, and a test can prove that ``solutions/`` is up to date with ``course/source/``.
@@ -23,7 +30,7 @@ from pathlib import Path
 
 import nbformat
 
-MARKER = re.compile(r"^# %%(?: \[(?P<kind>markdown|solution|check)\])?(?P<options>(?: \w+=\S+)*)\s*$")
+MARKER = re.compile(r"^# %%(?: \[(?P<kind>markdown|solution|check|written)\])?(?P<options>(?: \w+=\S+)*)\s*$")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 # nbgrader's cell metadata schema version that nbgrader 0.9 writes and expects.
 SCHEMA_VERSION = 3
@@ -35,7 +42,7 @@ class SourceError(ValueError):
 
 @dataclass
 class _Cell:
-    kind: str  # "markdown", "code", "solution" or "check"
+    kind: str  # "markdown", "code", "solution", "check" or "written"
     line: int
     options: dict[str, str] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
@@ -63,7 +70,7 @@ def _body(cell: _Cell, origin: str) -> str:
         lines.pop()
     while lines and not lines[0].strip():
         lines.pop(0)
-    if cell.kind == "markdown":
+    if cell.kind in ("markdown", "written"):
         out = []
         for offset, line in enumerate(lines):
             if line == "#":
@@ -77,24 +84,29 @@ def _body(cell: _Cell, origin: str) -> str:
 
 
 def _nbgrader_metadata(cell: _Cell, origin: str) -> dict | None:
-    if cell.kind not in ("solution", "check"):
+    if cell.kind not in ("solution", "check", "written"):
         return None
     grade_id = cell.options.get("id")
     if not grade_id:
         raise SourceError(f"{origin}:{cell.line}: a [{cell.kind}] cell needs id=NAME")
+    graded = cell.kind in ("check", "written")
     meta = {
-        "grade": cell.kind == "check",
+        "grade": graded,
         "grade_id": grade_id,
         "locked": cell.kind == "check",
         "schema_version": SCHEMA_VERSION,
-        "solution": cell.kind == "solution",
+        # A written answer is a solution cell too: that is what makes nbgrader replace its body by the stub.
+        "solution": cell.kind in ("solution", "written"),
         "task": False,
     }
-    if cell.kind == "check":
+    if graded:
         try:
             meta["points"] = int(cell.options["points"])
+            if meta["points"] <= 0:
+                raise ValueError
         except (KeyError, ValueError):
-            raise SourceError(f"{origin}:{cell.line}: a [check] cell needs points=N (a whole number)") from None
+            raise SourceError(
+                f"{origin}:{cell.line}: a [{cell.kind}] cell needs points=N (a whole number above 0)") from None
     return meta
 
 
@@ -105,10 +117,10 @@ def build_notebook(source: str | Path) -> nbformat.NotebookNode:
         source: path of ``course/source/<assignment>.py``.
 
     Returns:
-        An nbformat 4.5 notebook without outputs, with nbgrader metadata on exercise and check cells.
+        An nbformat 4.5 notebook without outputs, with nbgrader metadata on exercise, check and written cells.
 
     Raises:
-        SourceError: a malformed marker, a missing id or points, or a duplicated id.
+        SourceError: a malformed marker, a missing id or points, an empty written answer, or a duplicated id.
     """
     source = Path(source)
     origin = str(source)
@@ -121,7 +133,9 @@ def build_notebook(source: str | Path) -> nbformat.NotebookNode:
         if cell_id in seen:
             raise SourceError(f"{origin}:{cell.line}: id {cell_id!r} is used twice")
         seen.add(cell_id)
-        if cell.kind == "markdown":
+        if cell.kind in ("markdown", "written"):
+            if cell.kind == "written" and not text.strip():
+                raise SourceError(f"{origin}:{cell.line}: a [written] cell needs the model answer as its body")
             nb_cell = nbformat.v4.new_markdown_cell(text, id=cell_id)
         else:
             nb_cell = nbformat.v4.new_code_cell(text, id=cell_id)
