@@ -25,6 +25,16 @@ and its update adds. Batches are rows: ``X`` has shape (N, D_0), and :math:`z^l`
 ``a @ W.T + b`` with shape (N, D_l).
 
 ``params`` is a list of ``(W, b)`` pairs, one per layer.
+
+:func:`train` steps with the *mean* gradient of a mini-batch of m examples, :math:`W \leftarrow W -
+\frac{\eta}{m} \sum_{n \in \text{batch}} \partial E_n/\partial W` (Nielsen's ``network.py``), so that the
+step's size does not grow with m; with the summed gradient, :math:`\eta` would have to shrink as m grows.
+
+For classification, :func:`softmax` turns the output layer's scores into probabilities and
+:func:`cross_entropy` measures them against one-hot targets, :math:`C = -\sum_n \sum_k t_{nk} \ln \hat y_{nk}`;
+its error term is :math:`\partial C/\partial z^L = \hat y - t`, without the factor :math:`\sigma'(z^L)` that
+slows a saturated sigmoid output trained on the squared error (Nielsen, *Neural Networks and Deep Learning*,
+ch. 3).
 """
 
 from __future__ import annotations
@@ -284,7 +294,18 @@ def train(params: Params, X: torch.Tensor, T: torch.Tensor, *, epochs: int, eta:
 
     Each epoch shuffles the examples (seed ``seed + epoch``) and takes one step per batch of ``batch_size``
     examples with the batch's *mean* gradient, :math:`W \leftarrow W - \frac{\eta}{m} \sum_{n \in \text{batch}}
-    \partial E_n / \partial W`.
+    \partial E_n / \partial W`, where m is the size of that batch (the last one may be smaller).
+    :func:`backward` returns the batch's summed gradient; dividing :math:`\eta` by m makes it the mean.
+
+    Args:
+        params: list of L pairs (W, b), not modified.
+        X: inputs, shape (N, D_0).
+        T: targets, shape (N, D_L).
+        epochs: passes over the training set.
+        eta: the learning rate :math:`\eta` for the mean gradient of a batch.
+        batch_size: examples per step (m).
+        seed: the shuffle of epoch e uses the seed ``seed + e``.
+        activation: the hidden layers' activation.
 
     Returns:
         ``(params, losses)``: the trained parameters (new tensors) and E / N on the whole training set after
@@ -299,6 +320,8 @@ def train(params: Params, X: torch.Tensor, T: torch.Tensor, *, epochs: int, eta:
         5
     """
     _check_input(params, X)
+    if batch_size < 1:
+        raise ValueError(f"batch_size should be at least 1 example per step; got {batch_size}")
     losses = []
     for epoch in range(epochs):
         order = torch.randperm(X.shape[0], generator=torch.Generator().manual_seed(seed + epoch))
@@ -308,6 +331,58 @@ def train(params: Params, X: torch.Tensor, T: torch.Tensor, *, epochs: int, eta:
             params = update(params, grads, eta=eta / len(batch))
         losses.append(float(loss(params, X, T, activation=activation)) / X.shape[0])
     return params, losses
+
+
+# --- softmax outputs and the cross-entropy -----------------------------------------------------------------
+
+
+def softmax(z: torch.Tensor) -> torch.Tensor:
+    r"""The softmax of each row, :math:`\mathrm{softmax}(z)_k = e^{z_k} / \sum_j e^{z_j}`, computed without overflow.
+
+    Subtracting each row's largest score first changes nothing (numerator and denominator gain the same factor
+    :math:`e^{-\max_j z_j}`) but keeps every exponent at most 0, so ``exp`` cannot overflow.
+
+    Args:
+        z: scores (logits), shape (N, K).
+
+    Returns:
+        Probabilities, shape (N, K): positive, each row summing to 1.
+
+    Example:
+        >>> softmax(torch.tensor([[0.0, 0.0], [1000.0, 1000.0]]))
+        tensor([[0.5000, 0.5000],
+                [0.5000, 0.5000]])
+    """
+    if z.ndim != 2:
+        raise ValueError(f"z should have shape (N, K), one row of scores per example; got shape {tuple(z.shape)}")
+    e = torch.exp(z - z.amax(dim=1, keepdim=True))  # (N, K), every entry in (0, 1]
+    return e / e.sum(dim=1, keepdim=True)
+
+
+def cross_entropy(z: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+    r"""The cross-entropy of softmax outputs, :math:`C = -\sum_n \sum_k t_{nk} \ln \mathrm{softmax}(z_n)_k`.
+
+    Summed over the batch, like :func:`loss`. The logarithm of the softmax is computed directly,
+    :math:`\ln \mathrm{softmax}(z)_k = z_k - m - \ln \sum_j e^{z_j - m}` with :math:`m = \max_j z_j`, so that a
+    probability that rounds to 0 does not become :math:`\ln 0 = -\infty`. Its gradient is
+    :math:`\partial C/\partial z = \mathrm{softmax}(z) - t`.
+
+    Args:
+        z: scores (logits) of the output layer, shape (N, K).
+        T: targets, shape (N, K): one-hot rows (or any rows of probabilities).
+
+    Returns:
+        A 0-d tensor.
+
+    Example:
+        >>> cross_entropy(torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0]]))  # -ln(1/2)
+        tensor(0.6931)
+    """
+    if z.ndim != 2 or z.shape != T.shape:
+        raise ValueError(f"z and T should both have shape (N, K); got {tuple(z.shape)} and {tuple(T.shape)}")
+    m = z.amax(dim=1, keepdim=True)  # (N, 1)
+    log_softmax = z - m - torch.log(torch.exp(z - m).sum(dim=1, keepdim=True))  # (N, K)
+    return -(T * log_softmax).sum()
 
 
 # --- the same network in torch ------------------------------------------------------------------------------

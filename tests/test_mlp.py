@@ -80,3 +80,56 @@ def test_bad_inputs_raise_clear_errors():
         mlp.forward(params, torch.zeros(4, 3, dtype=torch.float64), activation="relu")
     with pytest.raises(ValueError, match="shapes do not chain"):
         mlp.hidden_delta(torch.zeros(1, 2), torch.zeros(3, 4), torch.zeros(1, 4))
+
+
+def test_softmax_matches_torch_and_survives_scores_that_overflow_exp():
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(5, 4, generator=g, dtype=torch.float64) * 3
+    torch.testing.assert_close(mlp.softmax(z), torch.softmax(z, dim=1))
+    huge = torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, -999.0, -1000.0]], dtype=torch.float64)
+    p = mlp.softmax(huge)
+    assert torch.isfinite(p).all()
+    torch.testing.assert_close(p, torch.softmax(huge, dim=1))
+    torch.testing.assert_close(p.sum(1), torch.ones(2, dtype=torch.float64))
+
+
+def test_cross_entropy_is_torchs_summed_cross_entropy_and_its_gradient_is_softmax_minus_t():
+    g = torch.Generator().manual_seed(4)
+    z = (torch.randn(6, 5, generator=g, dtype=torch.float64) * 4).requires_grad_(True)
+    labels = torch.randint(0, 5, (6,), generator=g)
+    T = mlp.one_hot(labels, 5)
+    C = mlp.cross_entropy(z, T)
+    torch.testing.assert_close(C, torch.nn.functional.cross_entropy(z, labels, reduction="sum"))
+    (dz,) = torch.autograd.grad(C, z)
+    torch.testing.assert_close(dz, mlp.softmax(z.detach()) - T)
+
+
+def test_cross_entropy_stays_finite_when_a_probability_rounds_to_zero():
+    z = torch.tensor([[0.0, -800.0]], dtype=torch.float64)
+    C = mlp.cross_entropy(z, torch.tensor([[0.0, 1.0]], dtype=torch.float64))
+    torch.testing.assert_close(C, torch.tensor(800.0, dtype=torch.float64))
+
+
+def test_train_averages_the_gradient_over_each_batch_including_a_short_last_one():
+    """One epoch of batch size m equals plain steps with the batch's summed gradient times eta / m."""
+    params, X, T = _random_problem(5)
+    X, T = torch.cat([X] * 3)[:7], torch.cat([T] * 3)[:7]  # 7 examples: batches of 3, 3 and 1
+    trained, losses = mlp.train(params, X, T, epochs=1, eta=0.7, batch_size=3, seed=9)
+    order = torch.randperm(7, generator=torch.Generator().manual_seed(9))
+    expected = params
+    for batch in (order[:3], order[3:6], order[6:]):
+        expected = mlp.update(expected, mlp.backward(expected, X[batch], T[batch]), eta=0.7 / len(batch))
+    for (W, b), (We, be) in zip(trained, expected, strict=True):
+        torch.testing.assert_close(W, We)
+        torch.testing.assert_close(b, be)
+    assert losses == [float(mlp.loss(expected, X, T)) / 7]
+
+
+def test_bad_softmax_and_training_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match=r"shape \(N, K\)"):
+        mlp.softmax(torch.zeros(3))
+    with pytest.raises(ValueError, match="z and T should both have shape"):
+        mlp.cross_entropy(torch.zeros(2, 3), torch.zeros(2, 4))
+    params, X, T = _random_problem(1)
+    with pytest.raises(ValueError, match="batch_size should be at least 1"):
+        mlp.train(params, X, T, epochs=1, eta=0.1, batch_size=0)
