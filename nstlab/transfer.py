@@ -51,11 +51,13 @@ LAST_BLOCK = "conv5_1"
 
 
 def reconstruct(extractor: nn.Module, image: torch.Tensor, layer: str, *, steps: int = 150, eta: float = 0.05,
-                seed: int = 0, show_progress: bool | None = None) -> torch.Tensor:
+                seed: int = 0) -> torch.Tensor:
     r"""Find an image whose features at ``layer`` match those of ``image``, starting from uniform noise.
 
     Minimises :math:`\tfrac12 \sum (F^l - P^l)^2` over the pixels with Adam (learning rate :math:`\eta`),
-    keeping the pixels in [0, 1] after every step.
+    keeping the pixels in [0, 1] after every step. The target :math:`P^l` is computed once; the start is
+    ``torch.rand(image.shape, generator=torch.Generator().manual_seed(seed))``, so the caller's random state is
+    left alone. A progress bar shows the steps, except under nbgrader.
 
     Args:
         extractor: a :class:`nstlab.vgg.VGGFeatures` that returns ``layer``.
@@ -64,7 +66,6 @@ def reconstruct(extractor: nn.Module, image: torch.Tensor, layer: str, *, steps:
         steps: optimiser steps.
         eta: Adam's learning rate.
         seed: seed of the starting noise.
-        show_progress: progress bar on/off; ``None`` shows it except under nbgrader.
 
     Returns:
         The reconstruction :math:`\vec x`, shape (1, 3, H, W) in [0, 1], detached; ``image`` is untouched.
@@ -73,7 +74,7 @@ def reconstruct(extractor: nn.Module, image: torch.Tensor, layer: str, *, steps:
         >>> from nstlab.vgg import VGGFeatures
         >>> from nstlab.weights import untrained_backbone
         >>> extractor = VGGFeatures(["relu1_1"], backbone=untrained_backbone())
-        >>> x = reconstruct(extractor, torch.rand(1, 3, 16, 16), "relu1_1", steps=2, show_progress=False)
+        >>> x = reconstruct(extractor, torch.rand(1, 3, 16, 16), "relu1_1", steps=2)
         >>> tuple(x.shape), bool(x.min() >= 0 and x.max() <= 1)
         ((1, 3, 16, 16), True)
     """
@@ -83,9 +84,8 @@ def reconstruct(extractor: nn.Module, image: torch.Tensor, layer: str, *, steps:
         P = extractor(image)[layer]  # (1, C, H', W'); a KeyError here means the extractor lacks the layer
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(image.shape, generator=gen).to(image).requires_grad_()
-    optimiser = torch.optim.Adam([x], lr=eta)
-    disable = None if show_progress is None else not show_progress
-    for _ in progress(range(steps), desc=f"reconstructing from {layer}", disable=disable):
+    optimiser = torch.optim.Adam([x], lr=eta)  # made once: Adam's running averages carry over between steps
+    for _ in progress(range(steps), desc=f"reconstructing from {layer}"):
         loss = content_loss(extractor(x)[layer], P)
         optimiser.zero_grad()
         loss.backward()
@@ -239,6 +239,62 @@ def train_head(features: torch.Tensor, y: torch.Tensor, *, n_classes: int, epoch
     return head
 
 
+def finetune(last: nn.Module, head: nn.Linear, h: torch.Tensor, y: torch.Tensor, *, epochs: int = 10,
+             eta: float = 1e-3, backbone_factor: float = 0.1, batch_size: int = 64,
+             seed: int = 0) -> tuple[nn.Module, nn.Linear, list[float]]:
+    r"""Fine-tune a backbone block and the head together, the block with a smaller learning rate.
+
+    Adam with two *parameter groups*: the head's parameters at learning rate :math:`\eta`, the block's at
+    ``backbone_factor`` :math:`\cdot\,\eta`, so that the pretrained filters move only a little while the head
+    adapts to them. Each epoch visits the N examples once, in the order of
+    ``torch.randperm(N, generator=gen)`` (one ``gen = torch.Generator().manual_seed(seed)`` for the whole run),
+    in mini-batches of ``batch_size``; the scores of a batch are ``head(global_average_pool(last(h[batch])))``.
+
+    Args:
+        last: the block to fine-tune, e.g. the last block of :func:`split_backbone`; frozen or not, a
+            trainable copy of it is trained.
+        head: the head trained on the frozen features, ``nn.Linear(C, K)``.
+        h: what the frozen layers before ``last`` made of the training examples, (N, C', H, W): constants.
+        y: labels, shape (N,), integers in 0..K-1.
+        epochs: passes over the N examples.
+        eta: the head's learning rate :math:`\eta`.
+        backbone_factor: the block's learning rate as a fraction of :math:`\eta`.
+        batch_size: examples per step (the last batch of an epoch may be smaller).
+        seed: seed of the order of the examples.
+
+    Returns:
+        ``(last, head, losses)``: trained copies of the block and the head (the arguments are untouched), and
+        the mean cross-entropy over the examples of each epoch, as measured during it.
+
+    Example:
+        >>> block, head = nn.Sequential(nn.Conv2d(2, 4, 1), nn.ReLU()), nn.Linear(4, 2)
+        >>> h, y = torch.rand(6, 2, 3, 3), torch.tensor([0, 1, 0, 1, 0, 1])
+        >>> block2, head2, losses = finetune(block, head, h, y, epochs=3, batch_size=4)
+        >>> len(losses), torch.equal(block2[0].weight, block[0].weight)
+        (3, False)
+    """
+    if h.ndim != 4 or y.shape != h.shape[:1]:
+        raise ValueError(f"h should be (N, C, H, W) and y (N,), got {tuple(h.shape)} and {tuple(y.shape)}")
+    last, head = copy.deepcopy(last).requires_grad_(True), copy.deepcopy(head).requires_grad_(True)
+    optimiser = torch.optim.Adam([
+        {"params": last.parameters(), "lr": eta * backbone_factor},  # pretrained: small steps
+        {"params": head.parameters(), "lr": eta},
+    ])
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        for batch in torch.randperm(len(y), generator=gen).split(batch_size):
+            scores = head(global_average_pool(last(h[batch])))  # (B, K)
+            loss = F.cross_entropy(scores, y[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+        losses.append(total / len(y))
+    return last, head, losses
+
+
 def split_backbone(backbone: Backbone, *, at: str = LAST_BLOCK) -> tuple[nn.Sequential, nn.Sequential]:
     """Cut a VGG backbone's ``features`` into the layers before ``at`` and the layers from ``at`` on.
 
@@ -279,13 +335,14 @@ class TransferResult:
 
 
 def transfer(backbone: Backbone, data: Patches, *, head_epochs: int = 200, finetune_epochs: int = 10,
-             eta_head: float = 0.01, eta_finetune: float = 1e-4, batch_size: int = 64, seed: int = 0,
-             show_progress: bool | None = None) -> TransferResult:
+             eta_head: float = 0.01, eta_finetune: float = 1e-3, backbone_factor: float = 0.1, batch_size: int = 64,
+             seed: int = 0) -> TransferResult:
     r"""Train a head on a frozen backbone, then fine-tune the last block with it; compare on held-out patches.
 
     The body (everything before ``conv5_1``) is frozen in both stages, so its outputs are computed once. Stage
-    1 trains :func:`train_head` on the pooled ``pool5`` features. Stage 2 starts from that head, unfreezes a
-    copy of the last block, and trains both with Adam (learning rate ``eta_finetune``) on mini-batches.
+    1 trains :func:`train_head` on the pooled ``pool5`` features. Stage 2 starts from that head and trains it
+    together with a copy of the last block (:func:`finetune`): Adam on mini-batches, learning rate
+    ``eta_finetune`` for the head and ``backbone_factor * eta_finetune`` for the block.
 
     Returns:
         A :class:`TransferResult`; ``pretrained`` and ``note`` come from the backbone.
@@ -293,7 +350,7 @@ def transfer(backbone: Backbone, data: Patches, *, head_epochs: int = 200, finet
     Example:
         >>> from nstlab.weights import untrained_backbone
         >>> d = patch_dataset(classes=("brick", "mosaic"), n_train=2, n_test=2)
-        >>> r = transfer(untrained_backbone("vgg16"), d, head_epochs=5, finetune_epochs=1, show_progress=False)
+        >>> r = transfer(untrained_backbone("vgg16"), d, head_epochs=5, finetune_epochs=1)
         >>> 0 <= r.frozen_accuracy <= 1 and 0 <= r.finetuned_accuracy <= 1, r.pretrained
         (True, False)
     """
@@ -310,21 +367,8 @@ def transfer(backbone: Backbone, data: Patches, *, head_epochs: int = 200, finet
         frozen_acc = float((head(g_test).argmax(1) == data.y_test).float().mean())
     trainable_frozen = count_trainable(head)
 
-    last.requires_grad_(True)  # the copy of the last block is ours to train; the backbone stays as it was
-    optimiser = torch.optim.Adam([*last.parameters(), *head.parameters()], lr=eta_finetune)
-    gen = torch.Generator().manual_seed(seed)
-    losses = []
-    disable = None if show_progress is None else not show_progress
-    for _ in progress(range(finetune_epochs), desc="fine-tuning the last block", disable=disable):
-        total = 0.0
-        for batch in torch.randperm(len(data.y_train), generator=gen).split(batch_size):
-            scores = head(global_average_pool(last(h_train[batch])))
-            loss = F.cross_entropy(scores, data.y_train[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(batch)
-        losses.append(total / len(data.y_train))
+    last, head, losses = finetune(last, head, h_train, data.y_train, epochs=finetune_epochs, eta=eta_finetune,
+                                  backbone_factor=backbone_factor, batch_size=batch_size, seed=seed)
     with torch.no_grad():
         finetuned_acc = float((head(global_average_pool(last(h_test))).argmax(1) == data.y_test).float().mean())
     return TransferResult(frozen_acc, finetuned_acc, losses, trainable_frozen, count_trainable(last) + count_trainable(head),

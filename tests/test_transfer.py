@@ -20,7 +20,7 @@ def test_reconstruction_lowers_the_content_loss_and_leaves_the_photo_untouched(b
     photo = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
     before = photo.clone()
     noise = torch.rand(photo.shape, generator=torch.Generator().manual_seed(3))
-    x = transfer.reconstruct(extractor, photo, "relu1_1", steps=30, seed=3, show_progress=False)
+    x = transfer.reconstruct(extractor, photo, "relu1_1", steps=30, seed=3)
     with torch.no_grad():
         P = extractor(photo)["relu1_1"]
         start, end = content_loss(extractor(noise)["relu1_1"], P), content_loss(extractor(x)["relu1_1"], P)
@@ -76,6 +76,45 @@ def test_train_head_separates_separable_features_and_lowers_the_loss():
         transfer.train_head(g, y[:10], n_classes=3)
 
 
+def _small_block_and_head(seed: int) -> tuple[nn.Module, nn.Linear]:
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights; the global random state is left alone
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU()), nn.Linear(5, 2)
+
+
+def test_finetune_moves_the_block_by_the_smaller_learning_rate_and_leaves_its_arguments_untouched():
+    """Adam's first step moves every parameter by its group's learning rate (g / |g| = ±1): eta for the head,
+    backbone_factor * eta for the block, whose copy is trained even when the block given was frozen."""
+    block, head = _small_block_and_head(0)
+    block = transfer.freeze(block)
+    gen = torch.Generator().manual_seed(1)
+    h, y = torch.rand(8, 3, 4, 4, generator=gen), torch.tensor([0, 1] * 4)
+    before = [p.clone() for p in (*block.parameters(), *head.parameters())]
+    new_block, new_head, losses = transfer.finetune(block, head, h, y, epochs=1, eta=0.01, backbone_factor=0.1,
+                                                    batch_size=8)
+    for a, b in zip(before, (*block.parameters(), *head.parameters()), strict=True):
+        assert torch.equal(a, b)
+    moved_block = max(float((a - b).abs().max()) for a, b in zip(new_block.parameters(), block.parameters(), strict=True))
+    moved_head = max(float((a - b).abs().max()) for a, b in zip(new_head.parameters(), head.parameters(), strict=True))
+    assert moved_block == pytest.approx(1e-3, rel=1e-3) and moved_head == pytest.approx(1e-2, rel=1e-3)
+    assert len(losses) == 1 and transfer.count_trainable(new_block) > 0
+    with pytest.raises(ValueError, match=r"\(8, 48\)"):
+        transfer.finetune(block, head, h.flatten(1), y)
+
+
+def test_finetune_lowers_the_loss_and_reports_the_mean_loss_of_each_epoch():
+    block, head = _small_block_and_head(2)
+    gen = torch.Generator().manual_seed(3)
+    y = torch.arange(2).repeat_interleave(12)
+    h = torch.rand(24, 3, 4, 4, generator=gen) + 2.0 * y.view(-1, 1, 1, 1) * torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1)
+    start = nn.functional.cross_entropy(head(transfer.global_average_pool(block(h))), y).item()
+    new_block, new_head, losses = transfer.finetune(block, head, h, y, epochs=30, eta=0.05, batch_size=5, seed=4)
+    end = nn.functional.cross_entropy(new_head(transfer.global_average_pool(new_block(h))), y).item()
+    assert len(losses) == 30 and losses[-1] < 0.5 * losses[0] and end < 0.5 * start
+    again = transfer.finetune(block, head, h, y, epochs=30, eta=0.05, batch_size=5, seed=4)[2]
+    assert again == losses
+
+
 def test_split_backbone_cuts_at_the_named_layer_and_copies(backbone):
     body, last = transfer.split_backbone(backbone)
     assert len(body) + len(last) == len(backbone.features)
@@ -90,7 +129,7 @@ def test_split_backbone_cuts_at_the_named_layer_and_copies(backbone):
 def test_transfer_trains_only_the_head_first_then_the_last_block_and_keeps_the_backbone(backbone):
     d = transfer.patch_dataset(classes=("brick", "mosaic"), n_train=8, n_test=4)
     weights_before = [p.clone() for p in backbone.features.parameters()]
-    r = transfer.transfer(backbone, d, head_epochs=50, finetune_epochs=2, show_progress=False)
+    r = transfer.transfer(backbone, d, head_epochs=50, finetune_epochs=2)
     assert r.trainable_frozen == 512 * 2 + 2
     last_block = sum(p.numel() for p in transfer.split_backbone(backbone)[1].parameters())
     assert r.trainable_finetuned == last_block + r.trainable_frozen
