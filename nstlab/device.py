@@ -6,17 +6,34 @@ a device, for notebooks and the command line. The choice comes with a reason a s
 
 Order of preference: an explicit request, then the ``NSTLAB_DEVICE`` environment variable, then CUDA, then
 Apple's MPS, then the CPU.
+
+The same module decides the **precision** of network passes, once, with a reason: ``fp32``, ``bf16`` or
+``auto``. ``bf16`` runs the convolutions under :func:`torch.autocast` with bfloat16 (8 bits of mantissa, the
+range of float32); ``auto`` picks it where the hardware computes bfloat16 natively (a CUDA GPU that supports
+it; a CPU with AVX512-BF16 or AMX, or an ARM CPU with the BF16 extension, as oneDNN reports) and float32
+elsewhere. Only the network runs in bfloat16: Gram matrices, losses, optimiser state and the image stay in
+float32, and everything checked for a grade runs in float32 (the ``grade`` profile, and
+:func:`float32_only`, which :func:`nstlab.checks.no_tf32` enters). Network passes also use the channels-last
+memory layout (:func:`channels_last`), the fast layout of oneDNN's and cuDNN's convolutions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+import platform
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
 ENV_VAR = "NSTLAB_DEVICE"
 KNOWN_KINDS = ("cpu", "cuda", "mps")
+PRECISION_ENV_VAR = "NSTLAB_PRECISION"
+PRECISIONS = ("fp32", "bf16", "auto")
+# Set inside float32_only(): graded checks must give the same verdict on every machine.
+_FLOAT32_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("nstlab_float32_only", default=False)
 
 
 @dataclass(frozen=True)
@@ -98,3 +115,171 @@ def choose_device(requested: str | torch.device | None = None) -> DeviceChoice:
         return DeviceChoice(torch.device("mps"), "Apple's Metal (MPS) backend is available")
     cuda_note = "this torch has no CUDA support" if torch.version.cuda is None else "torch sees no CUDA GPU"
     return DeviceChoice(torch.device("cpu"), f"no GPU found ({cuda_note}); the fast profile keeps runs short")
+
+
+# --- precision of network passes ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision of network passes and the reason it was chosen.
+
+    Attributes:
+        precision: ``"fp32"`` or ``"bf16"`` (``"auto"`` is resolved to one of them).
+        reason: one sentence saying why, for notebooks and ``nstlab doctor``.
+    """
+
+    precision: str
+    reason: str
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the convolutions compute in: ``torch.float32`` or ``torch.bfloat16``."""
+        return torch.bfloat16 if self.precision == "bf16" else torch.float32
+
+    def __str__(self) -> str:
+        return f"{self.precision} ({self.reason})"
+
+
+def native_bf16(device: str | torch.device = "cpu") -> tuple[bool, str]:
+    """Whether ``device`` computes bfloat16 natively (fast), and what was found.
+
+    Args:
+        device: a device or its name; only its type matters.
+
+    Returns:
+        ``(True, what)`` for a CUDA GPU with bf16 support or a CPU with AVX512-BF16, AMX or ARM's BF16
+        extension (as oneDNN reports them); ``(False, why not)`` elsewhere, MPS included.
+
+    Example:
+        >>> supported, what = native_bf16("cpu")
+        >>> isinstance(supported, bool) and bool(what)
+        True
+    """
+    kind = torch.device(device).type
+    if kind == "cuda":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return True, f"{torch.cuda.get_device_name(0)} computes bf16 natively"
+        return False, "this CUDA GPU has no native bf16"
+    if kind != "cpu":
+        return False, f"nstlab uses bf16 autocast on {kind} only when asked"
+    try:  # private but long-lived probes of cpuinfo, as torch's own tests use them
+        if getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)():
+            return True, "this CPU has AVX512-BF16"
+        if getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)():
+            return True, "this CPU has AMX"
+        if platform.machine().lower() in ("arm64", "aarch64") and torch.backends.mkldnn.is_available() \
+                and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return True, "oneDNN reports bf16 on this ARM CPU"
+    except (AttributeError, RuntimeError):
+        return False, "this torch cannot tell whether the CPU has native bf16"
+    return False, "this CPU has no native bf16 (no AVX512-BF16 or AMX)"
+
+
+def _check_precision(name: object, source: str) -> str:
+    key = str(name).strip().lower()
+    if key not in PRECISIONS:
+        raise ValueError(f"{source} asks for precision {name!r}; use one of {', '.join(PRECISIONS)} "
+                         "(auto: bf16 where the device computes it natively, else fp32).")
+    return key
+
+
+@contextlib.contextmanager
+def float32_only() -> Iterator[None]:
+    """Inside this block every precision choice is fp32, whatever was asked: for checks that grade.
+
+    Example:
+        >>> with float32_only():
+        ...     choose_precision("bf16").precision
+        'fp32'
+    """
+    token = _FLOAT32_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _FLOAT32_ONLY.reset(token)
+
+
+def choose_precision(requested: str | None = None, *, device: str | torch.device = "cpu",
+                     profile: str | None = None) -> PrecisionChoice:
+    """Choose the precision of network passes on ``device`` and say why.
+
+    Order: inside :func:`float32_only` always fp32; then an explicit ``requested`` (``"fp32"``/``"bf16"``);
+    the ``grade`` profile computes in fp32; then ``NSTLAB_PRECISION``; then ``auto``: bf16 where
+    :func:`native_bf16` says the device computes it natively, else fp32.
+
+    Args:
+        requested: ``"fp32"``, ``"bf16"``, ``"auto"`` or ``None`` (same as ``"auto"``).
+        device: the device the network runs on.
+        profile: the active profile's name; ``None`` asks :func:`nstlab.profiles.get_profile`.
+
+    Returns:
+        A :class:`PrecisionChoice`.
+
+    Raises:
+        ValueError: an unknown precision (argument or ``NSTLAB_PRECISION``), naming it and the choices.
+
+    Example:
+        >>> choose_precision("fp32")
+        PrecisionChoice(precision='fp32', reason='requested by the caller')
+        >>> choose_precision("auto", profile="grade").reason
+        'the grade profile computes in float32, so checks give the same verdict on every machine'
+    """
+    if _FLOAT32_ONLY.get():
+        return PrecisionChoice("fp32", "checks compute in float32, so they give the same verdict on every machine")
+    if requested is not None:
+        requested = _check_precision(requested, "the caller")
+    from_env = os.environ.get(PRECISION_ENV_VAR, "").strip()
+    from_env = _check_precision(from_env, f"the environment variable {PRECISION_ENV_VAR}") if from_env else ""
+    supported, what = native_bf16(device)
+    if requested in ("fp32", "bf16"):
+        slow = "" if requested == "fp32" or supported else f" ({what}: bf16 is emulated and slower)"
+        return PrecisionChoice(requested, f"requested by the caller{slow}")
+    if profile is None:
+        from nstlab.profiles import get_profile
+
+        profile = get_profile().name
+    if profile == "grade":
+        return PrecisionChoice("fp32", "the grade profile computes in float32, so checks give the same verdict "
+                               "on every machine")
+    if from_env in ("fp32", "bf16"):
+        slow = "" if from_env == "fp32" or supported else f" ({what}: bf16 is emulated and slower)"
+        return PrecisionChoice(from_env, f"set by {PRECISION_ENV_VAR}{slow}")
+    if supported:
+        return PrecisionChoice("bf16", f"auto: {what}")
+    return PrecisionChoice("fp32", f"auto: {what}")
+
+
+def autocast(precision: str | PrecisionChoice, device: str | torch.device):
+    """The context a network pass runs in: bf16 autocast on ``device`` for ``"bf16"``, nothing for ``"fp32"``.
+
+    Example:
+        >>> with autocast("bf16", "cpu"):
+        ...     torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 3, 3)).dtype
+        torch.bfloat16
+    """
+    name = precision.precision if isinstance(precision, PrecisionChoice) else precision
+    if name not in ("fp32", "bf16"):
+        raise ValueError(f"autocast needs a resolved precision 'fp32' or 'bf16', got {name!r}; "
+                         "resolve 'auto' with choose_precision first.")
+    kind = torch.device(device).type
+    if name == "fp32":
+        return torch.autocast(kind, enabled=False) if kind in ("cpu", "cuda") else contextlib.nullcontext()
+    return torch.autocast(kind, dtype=torch.bfloat16)
+
+
+def channels_last(x):
+    """A 4-d tensor or a module in the channels-last memory layout (N, H, W, C in memory), for convolutions.
+
+    The shape stays (N, C, H, W); only the order of the numbers in memory changes, to the one oneDNN and
+    cuDNN convolve fastest. A module is converted in place (its parameters), as ``Module.to`` does; a tensor
+    already in that layout is returned as it is, so converting once before a network pass costs one copy.
+
+    Example:
+        >>> x = channels_last(torch.zeros(1, 3, 4, 4))
+        >>> x.shape, x.is_contiguous(memory_format=torch.channels_last)
+        (torch.Size([1, 3, 4, 4]), True)
+    """
+    if isinstance(x, torch.nn.Module):
+        return x.to(memory_format=torch.channels_last)
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x

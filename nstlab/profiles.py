@@ -11,7 +11,9 @@ and deterministic while nbgrader grades it.
              tiny and deterministic
 ===========  ======================================================================================
 
-``NSTLAB_PROFILE`` overrides the automatic choice.
+``NSTLAB_PROFILE`` overrides the automatic choice. The ``grade`` profile also fixes the precision of network
+passes to float32 (:func:`nstlab.device.choose_precision`), so that a check's verdict does not depend on the
+machine.
 """
 
 from __future__ import annotations
@@ -103,14 +105,23 @@ def _named(name: str, reason: str, source: str) -> Profile:
     return replace(PROFILES[key], reason=reason)
 
 
-def describe(profile: Profile) -> str:
-    """One line that a notebook prints under its title: the profile, why, and its main sizes.
+def describe(profile: Profile, *, device: str | None = None, precision: str | None = None) -> str:
+    """The line a notebook prints first: the profile, the device, the precision (each with why) and the sizes.
+
+    Args:
+        profile: the active profile.
+        device: the device asked for (``None``: :func:`nstlab.device.choose_device` decides).
+        precision: the precision asked for (``None``: :func:`nstlab.device.choose_precision` decides).
 
     Example:
         >>> describe(get_profile("grade"))  # doctest: +ELLIPSIS
-        'profile grade (requested by the caller): image_size=64, style_steps=5, ...'
+        'profile grade (requested by the caller) · device ... · precision fp32 (the grade profile ...): image_size=64, style_steps=5, ...'
     """
+    from nstlab.device import choose_device, choose_precision  # imports torch, which every notebook has
+
+    where = choose_device(device)
+    how = choose_precision(precision, device=where.device, profile=profile.name)
     settings = ", ".join(
         f"{f.name}={getattr(profile, f.name)}" for f in fields(profile) if f.name not in ("name", "reason")
     )
-    return f"profile {profile.name} ({profile.reason}): {settings}"
+    return f"profile {profile.name} ({profile.reason}) · device {where} · precision {how}: {settings}"

@@ -1,8 +1,9 @@
 """``nstlab doctor``: is this environment ready for the course?
 
 Prints one line per component (Python, torch, torchvision and its compiled operators, the device and why,
-pretrained weights, nbgrader and the course, the JupyterLab extensions for widgets and nbgrader) and exits
-with status 1, naming the reason and the fix, when something the course needs is broken. Missing pretrained
+the precision of network passes and why, pretrained weights, nbgrader and the course, the JupyterLab
+extensions for widgets and nbgrader) and exits with status 1, naming the reason and the fix, when something
+the course needs is broken. Missing pretrained
 weights are reported but are not a failure: the course runs offline on the untrained fallback.
 """
 
@@ -78,6 +79,17 @@ def _device() -> Finding:
     return Finding("device", f"{choice.device}: {choice.reason}")
 
 
+def _precision() -> Finding:
+    from nstlab.device import PRECISION_ENV_VAR, choose_device, choose_precision
+
+    try:
+        choice = choose_precision(device=choose_device().device)
+    except ValueError as err:
+        return Finding("precision", str(err), False, f"unset {PRECISION_ENV_VAR} or set it to fp32, bf16 or auto")
+    return Finding("precision", f"{choice.precision} for network passes ({choice.reason}); "
+                   "losses, Gram matrices and optimiser state stay float32")
+
+
 def _profile() -> Finding:
     from nstlab.profiles import get_profile
 
@@ -148,7 +160,7 @@ def _kernel() -> Finding:
 
 
 CHECKS: tuple[Callable[[], Finding | list[Finding]], ...] = (
-    _python, _torch, _torchvision, _device, _profile, _weights, _kernel, _nbgrader,
+    _python, _torch, _torchvision, _device, _precision, _profile, _weights, _kernel, _nbgrader,
     _widgets_extension, _nbgrader_extension,
 )
 
