@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from nstlab import losses
+from nstlab.device import PRECISIONS
 from nstlab.images import MIN_SIDE
 from nstlab.statistics import STYLE_LOSSES
 from nstlab.vgg import check_layers
@@ -30,7 +31,6 @@ COLOUR_MODES = (None, "luminance", "match")
 # The paper's layers, in the names of nstlab.vgg (Caffe's conv4_2 is the ReLU output, our relu4_2).
 PAPER_CONTENT = ("relu4_2",)
 PAPER_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-# Pairs (s, y) that torch's L-BFGS remembers. Its default of 100 costs 200 copies of the image in memory and
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,9 @@ class StyleConfig:
         content_target: ``"content"`` (the photo's activations :math:`P^l`) or ``"adain"``
             (:math:`\mathrm{AdaIN}(P^l, S^l)` at each content layer, blended over the styles): the content
             already carries the style's statistics, so any style works without a trained decoder.
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (:func:`nstlab.device.choose_precision`): the dtype
+            the network's convolutions compute in under autocast; Gram matrices, losses, the optimiser's state
+            and the image stay float32 whatever it is.
     """
 
     alpha: float = 1.0
@@ -92,6 +95,7 @@ class StyleConfig:
     seed: int = 0
     style_loss: str = "gram"
     content_target: str = "content"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("content_layers", "style_layers", "style_layer_weights", "init_mix", "scales", "style_blend",
@@ -149,6 +153,9 @@ def _check_config(c: StyleConfig) -> None:
         raise ValueError(f"unknown style_loss {c.style_loss!r}; use one of {', '.join(STYLE_LOSSES)}.")
     if c.content_target not in CONTENT_TARGETS:
         raise ValueError(f"unknown content_target {c.content_target!r}; use one of {', '.join(CONTENT_TARGETS)}.")
+    if c.precision not in PRECISIONS:
+        raise ValueError(f"precision={c.precision!r}; use one of {', '.join(PRECISIONS)} (auto: bf16 where the "
+                         "device computes it natively, else fp32).")
     if c.save_every < 0:
         raise ValueError(f"save_every={c.save_every} must be >= 0 (0 saves no intermediate images).")
 

@@ -15,6 +15,9 @@ three optimisers (``lbfgs``: torch's L-BFGS; ``lbfgsb``: scipy's L-BFGS-B with t
 (:mod:`nstlab.colour`); several styles blended by weight (their Gram matrices are mixed, as in Johnson's
 ``neural-style``); a progress bar and a callback; checkpoints that let a killed run continue; a clear stop
 when the loss becomes NaN or diverges; and a memory estimate that refuses sizes that cannot fit.
+The network runs in the channels-last layout and, with ``config.precision`` ``"bf16"`` (or ``"auto"`` on
+hardware with native bfloat16, :func:`nstlab.device.choose_precision`), under bf16 autocast; the Gram
+matrices, losses, optimiser state and the image stay float32.
 The style term need not be Gram matrices: ``config.style_loss`` chooses the statistic the style layers
 match (:mod:`nstlab.statistics`: ``"gram"``, per-channel ``"mean_std"`` as in Huang & Belongie's AdaIN, or
 ``"mmd_linear"``, the means alone), and ``config.content_target="adain"`` pulls the content layers towards
@@ -44,6 +47,7 @@ import torch.nn.functional as F
 
 from nstlab import losses, statistics
 from nstlab.colour import luminance_image, luminance_transfer, match_colours
+from nstlab.device import autocast, channels_last, choose_precision
 from nstlab.images import resize_long_side, save_image
 from nstlab.memory import MemoryEstimate, SizeTooLarge, check_memory, estimate_memory
 from nstlab.optimise import initial_image, optimisation_step, run_lbfgsb, run_torch
@@ -103,6 +107,7 @@ class StyleResult:
         config: the settings used.
         start_step: the step this call started from (non-zero after ``resume``).
         stopped: ``"finished"`` or ``"callback"`` (the callback asked to stop).
+        precision: the precision the network ran in, ``"fp32"`` or ``"bf16"`` (``config.precision`` resolved).
     """
 
     image: torch.Tensor
@@ -115,6 +120,7 @@ class StyleResult:
     config: StyleConfig
     start_step: int = 0
     stopped: str = "finished"
+    precision: str = "fp32"
 
     @property
     def steps_per_second(self) -> float:
@@ -141,14 +147,11 @@ def _check_image(image: object, name: str) -> torch.Tensor:
     return image
 
 
-def _autocast(device: torch.device):
-    """bf16 autocast on CUDA (the convolutions); a no-op elsewhere. Grams and losses stay in float32."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def _features(extractor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    with _autocast(x.device):
-        out = extractor(x)
+def _features(extractor, x: torch.Tensor, precision: str = "fp32") -> dict[str, torch.Tensor]:
+    """The network's activations of ``x``: one channels-last copy of the image, the convolutions under
+    ``precision`` (bf16 autocast or fp32), the activations handed back in float32 for the Grams and losses."""
+    with autocast(precision, x.device):
+        out = extractor(channels_last(x))
     return {name: f.float() for name, f in out.items()}
 
 
@@ -158,8 +161,10 @@ def _finish(x: torch.Tensor, colour_content: torch.Tensor | None) -> torch.Tenso
     return image if colour_content is None else luminance_transfer(image, colour_content)
 
 
-def _diverged(step: int, what: str, config: StyleConfig) -> StyleDiverged:
-    fixes = [f"lower beta (now {config.beta:g})"]
+def _diverged(step: int, what: str, config: StyleConfig, precision: str = "fp32") -> StyleDiverged:
+    fixes = ["run the network in float32 (--precision fp32, or precision='fp32'), since bfloat16 keeps only "
+             "3 significant digits"] if precision == "bf16" else []
+    fixes += [f"lower beta (now {config.beta:g})"]
     if config.optimizer != "lbfgsb":
         fixes.append(f"lower the learning rate (now {config.lr:g})")
     fixes += ["try optimizer 'lbfgsb' (pixels kept in [0, 1]) or 'adam'"]
@@ -169,7 +174,7 @@ def _diverged(step: int, what: str, config: StyleConfig) -> StyleDiverged:
 
 
 def _targets(extractor, photo: torch.Tensor, paintings: list[torch.Tensor], blend: list[float],
-             config: StyleConfig) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+             config: StyleConfig, precision: str = "fp32") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     r"""The content targets (1, C, H, W) and the blended style targets :math:`A^l = \sum_k b_k A^l_k`.
 
     The content target is the photo's :math:`P^l`, or :math:`\sum_k b_k \mathrm{AdaIN}(P^l, S^l_k)` with
@@ -177,8 +182,8 @@ def _targets(extractor, photo: torch.Tensor, paintings: list[torch.Tensor], blen
     ``config.style_loss`` (:func:`nstlab.statistics.style_target`).
     """
     with torch.no_grad():
-        P = {name: f for name, f in _features(extractor, photo).items() if name in config.content_layers}
-        style_features = [_features(extractor, painting) for painting in paintings]
+        P = {name: f for name, f in _features(extractor, photo, precision).items() if name in config.content_layers}
+        style_features = [_features(extractor, painting, precision) for painting in paintings]
         if config.content_target == "adain":
             P = {name: sum(b * statistics.adain(p, f[name]) for b, f in zip(blend, style_features, strict=True))
                  for name, p in P.items()}
@@ -188,17 +193,17 @@ def _targets(extractor, photo: torch.Tensor, paintings: list[torch.Tensor], blen
     return P, A
 
 
-def _objective(extractor, P, A, config: StyleConfig, history: list) -> Callable:
+def _objective(extractor, P, A, config: StyleConfig, history: list, precision: str = "fp32") -> Callable:
     """The function of the pixels that the optimisers minimise; it stops the run on a NaN or infinite loss."""
     weights = dict(zip(config.style_layers, config.style_layer_weights, strict=True)) if config.style_layer_weights else None
 
     def objective(x: torch.Tensor) -> losses.LossParts:
-        parts = statistics.total_loss(_features(extractor, x), P, A, kind=config.style_loss, image=x,
+        parts = statistics.total_loss(_features(extractor, x, precision), P, A, kind=config.style_loss, image=x,
                                       alpha=config.alpha, beta=config.beta, tv_weight=config.tv_weight,
                                       style_weights=weights, convention=config.convention)
         if not torch.isfinite(parts.total):
             raise _diverged(len(history) + 1, f"the loss became {parts.total.item()} (content "
-                            f"{parts.content.item():.3g}, style {parts.style.item():.3g})", config)
+                            f"{parts.content.item():.3g}, style {parts.style.item():.3g})", config, precision)
         return parts
 
     return objective
@@ -208,7 +213,7 @@ def _objective(extractor, P, A, config: StyleConfig, history: list) -> Callable:
 # --- checkpoints -----------------------------------------------------------------------------------------------
 
 # Fields that may change between a run and its resumption without making the saved state meaningless.
-RESUMABLE_CHANGES = ("steps", "save_every")
+RESUMABLE_CHANGES = ("steps", "save_every", "precision")
 # Fields added to StyleConfig after checkpoints were first written, with the values those runs used.
 ADDED_FIELDS = {"style_loss": "gram", "content_target": "content"}
 # What _save_checkpoint writes; a file without all of them is not a checkpoint of a run.
@@ -352,12 +357,13 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
 
         backbone = backbone or load_backbone(config.arch, fallback=fallback, seed=config.seed)
         extractor = VGGFeatures(layers, arch=config.arch, pool=config.pool, backbone=backbone).to(device)
-        if device.type == "cuda":
-            extractor = extractor.to(memory_format=torch.channels_last)  # our own copy: channels-last convolutions
+        if device.type in ("cpu", "cuda"):
+            extractor = channels_last(extractor)  # our own copy, converted once: channels-last convolutions
     missing = [name for name in layers if name not in getattr(extractor, "layers", ())]
     if missing:
         raise ValueError(f"the extractor does not return layer(s) {missing}; build it with all of {list(layers)}.")
     pretrained, note = bool(getattr(extractor, "pretrained", False)), str(getattr(extractor, "note", ""))
+    precision = choose_precision(config.precision, device=device).precision  # decided once for the whole run
 
     # Colour preservation changes the images the network sees, not the loop (Gatys et al. 2016b).
     if config.preserve_colour == "match":
@@ -402,8 +408,8 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
             stop = ends[scale]
             if done >= stop:  # resumed after this scale was finished
                 continue
-            P, A = _targets(extractor, seen, paintings, blend, config)
-            objective = _objective(extractor, P, A, config, history)
+            P, A = _targets(extractor, seen, paintings, blend, config, precision)
+            objective = _objective(extractor, P, A, config, history, precision)
             first: list[float] = []
 
             def on_step(step, x_, parts, state_fn, scale=scale, stop=stop, colour_content=colour_content, first=first):
@@ -417,7 +423,7 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
                 if (record.total > DIVERGENCE_FACTOR * first[0] and len(recent) > DIVERGENCE_PATIENCE
                         and all(a < b for a, b in zip(recent, recent[1:], strict=False))):
                     raise _diverged(step, f"the loss grew from {first[0]:.3g} to {record.total:.3g} and is still "
-                                    "rising", config)
+                                    "rising", config, precision)
                 if out_dir is not None and config.save_every and step % config.save_every == 0:
                     save_image(_finish(x_, colour_content), Path(out_dir) / f"step_{step:05d}.png", overwrite=True)
                 if checkpoint is not None and (step % checkpoint_every == 0 or step == stop):
@@ -440,7 +446,7 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
     image = _finish(x, colour_content)
     t_end = time.perf_counter()
     return StyleResult(image, tuple(history), done, t_end - t0, t_end - t_loop, pretrained, note, config,
-                       start_step, stopped)
+                       start_step, stopped, precision)
 
 
 def plot_result(result: StyleResult, *, content: torch.Tensor | None = None,

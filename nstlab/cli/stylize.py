@@ -71,6 +71,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--preserve-colour", choices=("luminance", "match"), help="keep the content image's colours")
     p.add_argument("--seed", type=int, help="seed of the initial noise")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"),
+                   help="precision of the network's convolutions (default auto: bf16 where the device computes it "
+                        "natively, else fp32; or NSTLAB_PRECISION); losses and the image stay float32")
     p.add_argument("--untrained", action="store_true",
                    help="use a random network if the pretrained weights are unavailable (results are not meaningful)")
     p.add_argument("--save-every", type=int, help="save the image every N steps into OUT's folder OUT-STEM_steps/")
@@ -107,7 +110,7 @@ def _refuse_unwritable(path: Path, option: str) -> None:
 # Option name on the command line -> StyleConfig field.
 OVERRIDES = ("size", "steps", "alpha", "beta", "tv_weight", "content_layers", "style_layers", "style_layer_weights",
              "style_blend", "init", "init_mix", "optimizer", "lr", "scales", "scale_steps", "pool", "arch", "preserve_colour",
-             "seed", "save_every", "style_loss", "content_target")
+             "seed", "save_every", "style_loss", "content_target", "precision")
 
 
 def _config(args: argparse.Namespace):
@@ -134,7 +137,7 @@ def _statistics(config) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``nstlab stylize``; returns the exit status."""
     from nstlab.data import open_image
-    from nstlab.device import choose_device
+    from nstlab.device import choose_device, choose_precision
     from nstlab.images import ImageError, save_image
     from nstlab.stylize import CheckpointUnreadable, SizeTooLarge, StyleDiverged, check_memory, output_size, stylize
     from nstlab.weights import WeightsUnavailable, load_backbone
@@ -158,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = _config(args)
         choice = choose_device(args.device)
+        how = choose_precision(config.precision, device=choice.device)
         content = open_image(args.content)
         styles = [open_image(s) for s in args.styles]
     except (ImageError, ValueError, TypeError) as err:
@@ -171,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     steps = "+".join(map(str, config.scale_steps)) if config.scale_steps else f"{config.steps}"
     print(f"stylize: {args.content} in the style of {', '.join(args.styles)}; {config.size} px, {steps} "
           f"steps x scales {scales}, {config.optimizer}, alpha={config.alpha:g}, beta={config.beta:g}, "
-          f"init {config.init}{_statistics(config)}; device {choice}", flush=True)
+          f"init {config.init}{_statistics(config)}; device {choice}; precision {how}", flush=True)
     try:  # before loading 550 MB of weights: refuse a size that cannot fit
         check_memory(output_size(content, config), arch=config.arch, device=choice.device, optimizer=config.optimizer,
                      layers=config.content_layers + config.style_layers)
