@@ -268,7 +268,8 @@ class SmallCNN(nn.Module):
     ``conv1_1`` (1 → 16) · ``relu1_1`` · ``conv1_2`` (16 → 32) · ``relu1_2`` · ``pool1`` (8 → 4) ·
     ``conv2_1`` (32 → 64) · ``relu2_1`` · ``pool2`` (4 → 2) · flatten (64 × 2 × 2 = 256) · ``fc1`` (256 → 64)
     · ``relu_fc1`` · ``fc2`` (64 → 10 class scores). All convolutions are 3 × 3 with padding 1, so they keep
-    the width and height and only pooling halves them.
+    the width and height and only the 2 × 2 max poolings halve them. The parameters live in ``nn.Conv2d`` and
+    ``nn.Linear`` layers named as above; ``forward(x)`` maps digits (N, 1, 8, 8) to scores (N, 10).
 
     Example:
         >>> SmallCNN()(torch.zeros(2, 1, 8, 8)).shape
@@ -308,6 +309,7 @@ class SmallCNN(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The class scores (N, 10) of digits ``x`` (N, 1, 8, 8): raw scores, no softmax (the loss applies it)."""
         return self.feature_maps(x)["fc2"]
 
 
@@ -333,11 +335,58 @@ class TrainResult:
     seconds: float = 0.0
 
 
+def train_epoch(model: nn.Module, optimiser: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
+                batch_size: int = 32, generator: torch.Generator | None = None) -> float:
+    r"""One epoch of mini-batch training on the cross-entropy: every image once, in a shuffled order.
+
+    The model is switched to training mode first (``model.train()``: layers such as dropout and batch norm
+    behave differently in training and in evaluation). The order of the images is
+    ``torch.randperm(N, generator=generator)``, cut into batches of ``batch_size`` (the last one holds the
+    rest). For each batch: forward pass, mean cross-entropy of the scores, backward pass, one optimiser step,
+    and the gradients set back to zero, because ``backward`` *adds* to every ``.grad``.
+
+    Args:
+        model: a classifier mapping x to scores (N, classes); it is left in training mode.
+        optimiser: a torch optimiser over the model's parameters.
+        x: inputs (N, ...), e.g. digits (N, 1, 8, 8).
+        y: integer labels (N,).
+        batch_size: images per step.
+        generator: the random generator of the shuffle; ``None`` uses torch's global one.
+
+    Returns:
+        The epoch's mean loss as a float: each batch's mean cross-entropy weighted by its number of images
+        (computed before that batch's step).
+
+    Example:
+        >>> from nstlab.data import digits
+        >>> d, model = digits(limit=64), SmallCNN()
+        >>> loss = train_epoch(model, torch.optim.Adam(model.parameters()), d.x_train, d.y_train)
+        >>> isinstance(loss, float), model.training
+        (True, True)
+    """
+    if len(x) != len(y) or y.ndim != 1:
+        raise ValueError(f"x and y should hold the same number of examples, y of shape (N,); got x of shape "
+                         f"{tuple(x.shape)} and y of shape {tuple(y.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    model.train()
+    total = 0.0
+    for batch in torch.randperm(len(y), generator=generator).split(batch_size):
+        batch = batch.to(x.device)
+        loss = F.cross_entropy(model(x[batch]), y[batch])  # the mean over the batch
+        loss.backward()
+        optimiser.step()
+        optimiser.zero_grad()  # backward adds to .grad: clear it before the next batch's backward
+        total += loss.item() * len(batch)
+    return total / len(y)
+
+
 def train_cnn(data: Split, *, epochs: int = 10, batch_size: int = 32, eta: float = 3e-3, seed: int = 0,
               show_progress: bool | None = None) -> TrainResult:
-    r"""Train a :class:`SmallCNN` with Adam on the cross-entropy, one shuffled mini-batch at a time.
+    r"""Train a :class:`SmallCNN` with Adam on the cross-entropy, one :func:`train_epoch` after another.
 
-    The learning rate starts at :math:`\eta` and decays along a cosine to 0 at the last step.
+    The learning rate starts at :math:`\eta` and decays along a cosine, epoch by epoch: epoch
+    :math:`e = 0, 1, \dots` uses :math:`\eta\,(1 + \cos(\pi e / \text{epochs})) / 2`.
 
     Args:
         data: a :class:`nstlab.data.Split` of digits (N, 1, 8, 8); training runs on its device.
@@ -365,25 +414,15 @@ def train_cnn(data: Split, *, epochs: int = 10, batch_size: int = 32, eta: float
         model = SmallCNN().to(data.x_train.device)
     gen = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=eta)
-    # The learning rate decays to 0 along a cosine over all steps: late steps settle instead of jumping
-    # between minima, so the last epoch's accuracy is also about the best one.
-    steps = epochs * -(-len(data.y_train) // batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
+    # The learning rate decays towards 0 along a cosine: late epochs settle instead of jumping between minima,
+    # so the last epoch's accuracy is also about the best one.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
     result = TrainResult(model)
-    n = len(data.y_train)
     for _ in progress(range(epochs), desc="training the CNN", disable=None if show_progress is None else not show_progress):
-        model.train()
-        total = 0.0
-        for batch in torch.randperm(n, generator=gen).split(batch_size):
-            batch = batch.to(data.x_train.device)
-            loss = F.cross_entropy(model(data.x_train[batch]), data.y_train[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(batch)
-        model.eval()
-        result.loss.append(total / n)
+        result.loss.append(train_epoch(model, optimiser, data.x_train, data.y_train, batch_size=batch_size,
+                                       generator=gen))
+        schedule.step()
+        model.eval()  # no dropout or batch norm here, but evaluation belongs in eval mode
         result.train_accuracy.append(accuracy(model, data.x_train, data.y_train))
         result.test_accuracy.append(accuracy(model, data.x_test, data.y_test))
     return TrainResult(model, result.loss, result.train_accuracy, result.test_accuracy,

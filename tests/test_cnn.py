@@ -152,3 +152,74 @@ def test_training_is_reproducible_and_leaves_the_global_rng_alone():
     assert a.loss == b.loss
     with pytest.raises(ValueError, match="epochs"):
         cnn.train_cnn(data, epochs=0)
+
+
+class _Probe(torch.nn.Module):
+    """A linear classifier of 8 × 8 digits that records, at each forward, its mode, its input and its scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(64, 10, dtype=torch.float64)
+        self.modes, self.inputs, self.scores = [], [], []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        self.inputs.append(x.detach().clone())
+        out = self.linear(x.flatten(1))
+        self.scores.append(out.detach().clone())
+        return out
+
+
+def _digits64(n=70):
+    d = digits(seed=0, limit=100)
+    return d.x_train[:n].double(), d.y_train[:n]
+
+
+def test_train_epoch_takes_one_sgd_step_per_shuffled_batch_with_that_batchs_gradient_only():
+    """With plain SGD, train_epoch's parameters equal hand-made steps w -= eta * grad(mean loss of the batch),
+    batches cut from torch.randperm(N, generator) (the gradients of earlier batches do not accumulate)."""
+    x, y = _digits64()
+    torch.manual_seed(0)
+    model = _Probe()
+    w, b = (p.detach().clone() for p in model.linear.parameters())
+    loss = cnn.train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.5), x, y, batch_size=16,
+                           generator=torch.Generator().manual_seed(3))
+    losses, sizes = [], []
+    for batch in torch.randperm(len(y), generator=torch.Generator().manual_seed(3)).split(16):
+        wr, br = w.clone().requires_grad_(), b.clone().requires_grad_()
+        batch_loss = F.cross_entropy(x[batch].flatten(1) @ wr.T + br, y[batch])
+        gw, gb = torch.autograd.grad(batch_loss, [wr, br])
+        w, b = w - 0.5 * gw, b - 0.5 * gb
+        losses.append(batch_loss.item())
+        sizes.append(len(batch))
+    torch.testing.assert_close(model.linear.weight.detach(), w, rtol=0, atol=1e-12)
+    torch.testing.assert_close(model.linear.bias.detach(), b, rtol=0, atol=1e-12)
+    assert sizes == [16, 16, 16, 16, 6]
+    assert loss == pytest.approx(sum(n * v for n, v in zip(sizes, losses, strict=True)) / len(y), rel=1e-12)
+
+
+def test_train_epoch_runs_in_training_mode_and_sees_every_image_once():
+    """Even for a model handed over in eval mode, every forward runs in training mode, and the batches together
+    hold each training image exactly once."""
+    x, y = _digits64()
+    model = _Probe().eval()
+    cnn.train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, batch_size=32)
+    assert model.modes == [True, True, True] and model.training
+    fingerprint = torch.arange(64, dtype=torch.float64)  # one number per image, to compare the sets of images
+    seen = (torch.cat(model.inputs).flatten(1) @ fingerprint).sort().values
+    torch.testing.assert_close(seen, (x.flatten(1) @ fingerprint).sort().values, rtol=0, atol=0)
+
+
+def test_train_epoch_is_reproducible_with_a_generator_and_rejects_bad_inputs():
+    x, y = _digits64()
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        model = cnn.SmallCNN().double()
+        losses.append(cnn.train_epoch(model, torch.optim.Adam(model.parameters()), x, y,
+                                      generator=torch.Generator().manual_seed(5)))
+    assert losses[0] == losses[1]
+    with pytest.raises(ValueError, match=r"y of shape \(69,\)"):
+        cnn.train_epoch(model, torch.optim.Adam(model.parameters()), x, y[:69])
+    with pytest.raises(ValueError, match="batch_size"):
+        cnn.train_epoch(model, torch.optim.Adam(model.parameters()), x, y, batch_size=0)
