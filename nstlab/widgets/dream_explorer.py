@@ -21,7 +21,6 @@ the images repeats the network's ``note``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -29,7 +28,6 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import torch
-from PIL import Image, ImageDraw
 
 from nstlab import data
 from nstlab.dream import MIN_OCTAVE_SIDE, DreamConfig, dream, octave_sizes
@@ -38,6 +36,7 @@ from nstlab.progress import progress
 from nstlab.vgg import VGGFeatures
 from nstlab.weights import Backbone, load_backbone
 from nstlab.weights import status as weights_status
+from nstlab.widgets._images import duration, image_png, to_uint8
 
 # The layers offered, shallow to deep: from colours and edges to object parts (with pretrained weights).
 DREAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
@@ -45,8 +44,6 @@ DREAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"
 ALL_CHANNELS = "all"
 # Width in pixels at which the images are shown (nearest-neighbour enlargement of the small results).
 DISPLAY_WIDTH = 256
-# Height of the red strip stamped on images made with an untrained network.
-STRIP_HEIGHT = 14
 
 
 @dataclass(frozen=True)
@@ -138,23 +135,6 @@ def grid_path(spec: GridSpec, *, pretrained: bool, cache_dir: str | Path | None 
     return folder / f"{'pretrained' if pretrained else 'untrained'}-{digest}.pt"
 
 
-def _to_uint8(image: torch.Tensor) -> torch.Tensor:
-    return (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()  # (1, 3, H, W)
-
-
-def _png(image: torch.Tensor, *, untrained: bool) -> bytes:
-    """PNG bytes of a uint8 (1, 3, H, W) image, enlarged, with a red UNTRAINED strip across the top if asked."""
-    img = Image.fromarray(image[0].permute(1, 2, 0).numpy())  # (H, W, 3)
-    img = img.resize((DISPLAY_WIDTH, max(1, round(img.height * DISPLAY_WIDTH / img.width))), Image.NEAREST)
-    if untrained:
-        draw = ImageDraw.Draw(img)
-        draw.rectangle((0, 0, img.width, STRIP_HEIGHT), fill=(176, 0, 0))
-        draw.text((4, 1), "UNTRAINED network: random filters", fill=(255, 255, 255))
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def compute_grid(spec: GridSpec | None = None, *, backbone: Backbone | None = None,
                  cache_dir: str | Path | None = None, overwrite: bool = False,
                  device: str | torch.device = "cpu", show_progress: bool | None = None) -> Path:
@@ -188,11 +168,11 @@ def compute_grid(spec: GridSpec | None = None, *, backbone: Backbone | None = No
         if layer not in extractors:  # one extractor per layer, each stopping at its own layer
             extractors[layer] = VGGFeatures([layer], backbone=backbone).to(device)
         result = dream(photo, extractors[layer], spec.config(layer, channel, octaves, step_size), progress=False)
-        images[grid_key(layer, channel, octaves, step_size)] = _to_uint8(result.image)
+        images[grid_key(layer, channel, octaves, step_size)] = to_uint8(result.image)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     torch.save({"spec": asdict(spec), "pretrained": backbone.pretrained, "note": backbone.note,
-                "original": _to_uint8(photo), "images": images}, partial)
+                "original": to_uint8(photo), "images": images}, partial)
     partial.replace(path)  # atomic: an interrupted run leaves no half-written grid
     return path
 
@@ -244,12 +224,8 @@ def prepare(*, cache_dir: str | Path | None = None, progress: bool = True) -> Pa
     seconds = time.perf_counter() - start
     say(f"dream explorer: {cells} dreams of {spec.size} px, {spec.steps} step{'s' if spec.steps != 1 else ''} per "
         f"octave, on {'pretrained' if backbone.pretrained else 'UNTRAINED'} VGG19: about "
-        f"{_duration(seconds * cells)} (one dream at {layer} took {seconds:.1f} s)", flush=True)
+        f"{duration(seconds * cells)} (one dream at {layer} took {seconds:.1f} s)", flush=True)
     return compute_grid(spec, backbone=backbone, cache_dir=cache_dir, show_progress=progress)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _channel_label(channel: int | None) -> str:
@@ -258,6 +234,11 @@ def _channel_label(channel: int | None) -> str:
 
 def _channel_value(label: str) -> int | None:
     return None if label == ALL_CHANNELS else int(label)
+
+
+def _png(image: torch.Tensor, *, untrained: bool) -> bytes:
+    """PNG bytes of a (1, 3, H, W) image at the demo's width, with a red strip if the network is untrained."""
+    return image_png(image, width=DISPLAY_WIDTH, banner="UNTRAINED network: random filters" if untrained else None)
 
 
 class DreamExplorer(widgets.VBox):
@@ -289,7 +270,7 @@ class DreamExplorer(widgets.VBox):
             self.pretrained, self.note = self.backbone.pretrained, self.backbone.note
             self.extractors: dict[str, VGGFeatures] = {}
             self.photo = data.builtin_image(spec.image, size=spec.size).to(self.device)
-            original = _to_uint8(self.photo)
+            original = to_uint8(self.photo)
         else:
             # Which grid to show is decided by whether the weights are cached (cheap), not by loading them.
             on_disk = {s.arch: s.present for s in weights_status()}
@@ -300,7 +281,7 @@ class DreamExplorer(widgets.VBox):
                 "pretrained VGG19" if pretrained else "UNTRAINED VGG19 (random weights): pretrained weights not in "
                 "the cache, so the dreams show random filters, not what a trained network sees; see "
                 "`nstlab weights status`.")
-            original = _to_uint8(data.builtin_image(spec.image, size=spec.size))
+            original = to_uint8(data.builtin_image(spec.image, size=spec.size))
             self.reload()
         self.original_view.value = _png(original, untrained=False)
         self.compute_button = widgets.Button(description="compute grid now", layout={"display": "none"})
@@ -330,7 +311,7 @@ class DreamExplorer(widgets.VBox):
             if layer not in self.extractors:
                 self.extractors[layer] = VGGFeatures([layer], backbone=self.backbone).to(self.device)
             result = dream(self.photo, self.extractors[layer], self.spec.config(*self._settings()), progress=False)
-            self.image = _to_uint8(result.image)
+            self.image = to_uint8(result.image)
             self.status.value = (f"<p>live: {len(result.history)} ascent steps over {len(result.sizes)} octave(s) in "
                                  f"{result.seconds:.2f} s on {self.device} ({self.key}).</p>")
         elif self.grid is None:

@@ -17,18 +17,17 @@ built-in photos, or one uploaded by the lecturer).
 
 from __future__ import annotations
 
-import io
 import tempfile
 import time
 from pathlib import Path
 
 import ipywidgets as widgets
 import torch
-from PIL import Image, ImageDraw
 
 from nstlab import data, fast
 from nstlab.images import ImageError, load_image
 from nstlab.progress import progress as progress_bar
+from nstlab.widgets._images import image_png, to_uint8
 
 # The lecture's default styles, trained by prepare(): two built-in paintings that look unlike each other.
 DEFAULT_STYLES = ("mosaic", "swirl")
@@ -36,16 +35,10 @@ DEFAULT_STYLES = ("mosaic", "swirl")
 PHOTO_SIZE = 256
 # Width in pixels at which the composite is shown.
 DISPLAY_WIDTH = 512
-# Height of the red strip stamped on results of networks trained against an untrained loss network.
-STRIP_HEIGHT = 14
 # Colour of the line drawn at the split.
 SPLIT_COLOUR = (255, 255, 255)
 # What `nstlab fast train` writes: one model per file with this suffix.
 MODEL_SUFFIX = ".pt"
-
-
-def _to_uint8(image: torch.Tensor) -> torch.Tensor:
-    return (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()  # (1, 3, H, W)
 
 
 def find_models(models_dir: str | Path | None = None) -> tuple[dict[str, fast.FastModel], list[str]]:
@@ -103,16 +96,8 @@ def composite(before: torch.Tensor, after: torch.Tensor, split: float) -> torch.
 
 
 def _png(image: torch.Tensor, *, untrained: bool) -> bytes:
-    """PNG bytes of a uint8 (1, 3, H, W) image, shown DISPLAY_WIDTH wide, with a red strip if untrained."""
-    img = Image.fromarray(image[0].permute(1, 2, 0).numpy())  # (H, W, 3)
-    img = img.resize((DISPLAY_WIDTH, max(1, round(img.height * DISPLAY_WIDTH / img.width))), Image.BILINEAR)
-    if untrained:
-        draw = ImageDraw.Draw(img)
-        draw.rectangle((0, 0, img.width, STRIP_HEIGHT), fill=(176, 0, 0))
-        draw.text((4, 1), "UNTRAINED loss network: not meaningful", fill=(255, 255, 255))
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG")
-    return buffer.getvalue()
+    """PNG bytes of a (1, 3, H, W) image at the demo's width, with a red strip if the network is untrained."""
+    return image_png(image, width=DISPLAY_WIDTH, banner="UNTRAINED loss network: not meaningful" if untrained else None, smooth=True)
 
 
 class FastSlider(widgets.VBox):
@@ -200,7 +185,7 @@ class FastSlider(widgets.VBox):
         else:
             start = time.perf_counter()
             with torch.no_grad():
-                self.cache[key] = _to_uint8(fast.apply(model, self.photos[self.photo]))
+                self.cache[key] = to_uint8(fast.apply(model, self.photos[self.photo]))
             self.seconds = time.perf_counter() - start
         self.stylised = self.cache[key]
         took = f"one forward pass, {1000 * self.seconds:.0f} ms" if self.seconds else "from the cache"
@@ -216,7 +201,7 @@ class FastSlider(widgets.VBox):
         """Recompose the shown picture at the current split (no forward pass)."""
         if self.stylised is None:
             return
-        self.image = composite(_to_uint8(self.photos[self.photo]), self.stylised, self.split.value)
+        self.image = composite(to_uint8(self.photos[self.photo]), self.stylised, self.split.value)
         self.view.value = _png(self.image, untrained=not self.pretrained)
 
 

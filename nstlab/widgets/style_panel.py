@@ -21,7 +21,6 @@ the images repeats the network's ``note``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import time
@@ -30,7 +29,6 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import torch
-from PIL import Image, ImageDraw
 
 from nstlab import data
 from nstlab.losses import GATYS_STYLE_LAYERS
@@ -40,6 +38,7 @@ from nstlab.stylize import INITS, StyleConfig, stylize
 from nstlab.vgg import VGGFeatures
 from nstlab.weights import Backbone, load_backbone
 from nstlab.weights import status as weights_status
+from nstlab.widgets._images import duration, image_png, to_uint8
 
 # The style-layer choices offered, shallow to deep (the paper's conv1_1 ... conv5_1 are our relu1_1 ...).
 LAYER_CHOICES: dict[str, tuple[str, ...]] = {
@@ -51,8 +50,6 @@ LAYER_CHOICES: dict[str, tuple[str, ...]] = {
 }
 # Width in pixels at which the images are shown (nearest-neighbour enlargement of the small results).
 DISPLAY_WIDTH = 256
-# Height of the red strip stamped on images made with an untrained network.
-STRIP_HEIGHT = 14
 
 
 @dataclass(frozen=True)
@@ -129,10 +126,6 @@ def grid_path(spec: GridSpec, *, pretrained: bool, cache_dir: str | Path | None 
     return folder / f"{'pretrained' if pretrained else 'untrained'}-{digest}.pt"
 
 
-def _to_uint8(image: torch.Tensor) -> torch.Tensor:
-    return (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()  # (1, 3, H, W)
-
-
 def compute_grid(spec: GridSpec = GridSpec(), *, backbone: Backbone | None = None,
                  cache_dir: str | Path | None = None, overwrite: bool = False,
                  device: str | torch.device = "cpu", show_progress: bool | None = None) -> Path:
@@ -163,11 +156,11 @@ def compute_grid(spec: GridSpec = GridSpec(), *, backbone: Backbone | None = Non
     images = {}
     for ratio, layer, init in progress(cells, desc="style grid", disable=None if show_progress is not False else True):
         result = stylize(photo, painting, spec.config(ratio, layer, init), extractor=extractor, show_progress=False)
-        images[grid_key(ratio, layer, init)] = _to_uint8(result.image)
+        images[grid_key(ratio, layer, init)] = to_uint8(result.image)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     torch.save({"spec": asdict(spec), "pretrained": backbone.pretrained, "note": backbone.note,
-                "content": _to_uint8(photo), "images": images}, partial)
+                "content": to_uint8(photo), "images": images}, partial)
     partial.replace(path)  # atomic: an interrupted run leaves no half-written grid
     return path
 
@@ -216,28 +209,14 @@ def prepare(*, cache_dir: str | Path | None = None, progress: bool = True) -> Pa
     stylize(photo, painting, first, extractor=extractor, show_progress=False)
     seconds = time.perf_counter() - start
     say(f"style panel: {cells} images of {spec.size} px, {spec.steps} {spec.optimizer} step{'s' if spec.steps != 1 else ''} each, on "
-        f"{'pretrained' if backbone.pretrained else 'UNTRAINED'} VGG19: about {_duration(seconds * cells)} "
+        f"{'pretrained' if backbone.pretrained else 'UNTRAINED'} VGG19: about {duration(seconds * cells)} "
         f"(one image took {seconds:.1f} s)", flush=True)
     return compute_grid(spec, backbone=backbone, cache_dir=cache_dir, show_progress=progress)
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
 def _png(image: torch.Tensor, *, untrained: bool) -> bytes:
-    """PNG bytes of a (1, 3, H, W) image (uint8 or float in [0, 1]), enlarged, with a red strip if untrained."""
-    if image.dtype != torch.uint8:
-        image = _to_uint8(image)
-    img = Image.fromarray(image[0].permute(1, 2, 0).numpy())  # (H, W, 3)
-    img = img.resize((DISPLAY_WIDTH, max(1, round(img.height * DISPLAY_WIDTH / img.width))), Image.NEAREST)
-    if untrained:
-        draw = ImageDraw.Draw(img)
-        draw.rectangle((0, 0, img.width, STRIP_HEIGHT), fill=(176, 0, 0))
-        draw.text((4, 1), "UNTRAINED network: not meaningful", fill=(255, 255, 255))
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG")
-    return buffer.getvalue()
+    """PNG bytes of a (1, 3, H, W) image at the demo's width, with a red strip if the network is untrained."""
+    return image_png(image, width=DISPLAY_WIDTH, banner="UNTRAINED network: not meaningful" if untrained else None)
 
 
 class StylePanel(widgets.VBox):
@@ -268,7 +247,7 @@ class StylePanel(widgets.VBox):
             self.extractor = VGGFeatures(layers, backbone=self.backbone).to(self.device)
             self.photo = data.builtin_image(spec.content, size=spec.size).to(self.device)
             self.painting = data.builtin_image(spec.style, size=spec.size).to(self.device)
-            content = _to_uint8(self.photo)
+            content = to_uint8(self.photo)
         else:
             # Which grid to show is decided by whether the weights are cached (cheap), not by loading them.
             on_disk = {s.arch: s.present for s in weights_status()}
@@ -278,7 +257,7 @@ class StylePanel(widgets.VBox):
             self.note = backbone.note if backbone is not None else (
                 "pretrained VGG19" if pretrained else "UNTRAINED VGG19 (random weights): pretrained weights not in "
                 "the cache, so the images are not meaningful; see `nstlab weights status`.")
-            content = _to_uint8(data.builtin_image(spec.content, size=spec.size))
+            content = to_uint8(data.builtin_image(spec.content, size=spec.size))
             self.reload()
         self.content_view.value = _png(content, untrained=False)
         self.compute_button = widgets.Button(description="compute grid now", layout={"display": "none"})
@@ -306,7 +285,7 @@ class StylePanel(widgets.VBox):
         if self.mode == "live":
             config = self.spec.config(self._nearest_ratio(), self.layers.value, self.init.value)
             result = stylize(self.photo, self.painting, config, extractor=self.extractor, show_progress=False)
-            self.image = _to_uint8(result.image)
+            self.image = to_uint8(result.image)
             self.status.value = (f"<p>live: {result.steps} {config.optimizer} steps in {result.loop_seconds:.2f} s on "
                                  f"{self.device} ({self.key}).</p>")
         elif self.grid is None:
