@@ -6,16 +6,20 @@
 # (notebook 02) can tell each weight which way to move. Computing those gradients efficiently, for every
 # weight in the network at once, is **backpropagation**. We derive it, build it piece by piece, check it
 # against the definition of the derivative and against PyTorch, and train networks on XOR and on
-# handwritten digits.
+# handwritten digits with a backward pass and a training loop that you write yourself.
 #
 # **In this notebook you will learn**
 #
 # 1. sigmoid and tanh neurons, and their derivatives;
 # 2. to see a network as a function from an input vector to an output vector, computed by a forward pass;
-# 3. to compute error terms $\delta$ from the output layer backwards, then the weight updates;
+# 3. to compute error terms $\delta$ from the output layer backwards, then every gradient: the whole backward
+#    pass;
 # 4. the difference between parameters and hyper-parameters;
 # 5. numerical gradient checking, the test every hand-written gradient should pass;
-# 6. training on XOR and on handwritten digits, and the same network in PyTorch with autograd.
+# 6. mini-batch stochastic gradient descent, and why its step uses the batch's *mean* gradient;
+# 7. to train on XOR and on handwritten digits with your own code, and what initialisation and overfitting do;
+# 8. softmax outputs and the cross-entropy, and why they learn faster than squared error on sigmoid outputs;
+# 9. the same network in PyTorch with autograd.
 #
 # **Runtime** (fast profile): about 18 s on a 2-core CPU; GPU: not measured yet.
 
@@ -297,12 +301,90 @@ for n, d_next, d in [(1, 1, 1), (5, 3, 7), (8, 10, 4)]:
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# The library's `mlp.backward` strings these together: one forward pass, $\delta^L$, then $\delta^{L-1},
-# \dots, \delta^1$, and at each layer the gradients $\Delta^{l\top} A^{l-1}$ and $\sum_n \delta^l_n$. One
-# gradient-descent step with them lowers the error:
+# ### Exercise 5 · `backward`, the whole backward pass
+#
+# Now string the pieces together. `backward(params, X, T, *, activation="sigmoid")` returns one pair
+# $(\partial E/\partial W^l, \partial E/\partial b^l)$ per layer, in layer order $l = 1, \dots, L$, each summed
+# over the batch and shaped like $(W^l, b^l)$:
+#
+# 1. one forward pass (your `forward`) gives the $z^l$ and the $a^l$;
+# 2. `output_delta` gives $\delta^L$;
+# 3. then, for $l = L, L-1, \dots, 1$: the gradients $\partial E/\partial W^l = \Delta^{l\top} A^{l-1}$, shape
+#    $(D_l, D_{l-1})$, and $\partial E/\partial b^l = \sum_n \delta^l_n$, shape $(D_l,)$; and, unless $l = 1$,
+#    the next error term $\delta^{l-1}$ from `hidden_delta` with $W^l$ and $z^{l-1}$.
+#
+# Mind Python's indices: `params[l - 1]` is layer $l$, `zs[l - 1]` is $z^l$ and `activations[l - 1]` is
+# $a^{l-1}$. The sweep visits the layers backwards, but the list you return starts with layer 1. Pass
+# `activation` on to everything that needs it. The gradient is the batch's **sum**, as $E$ is a sum.
+
+# %% [solution] id=backward
+def backward(params, X, T, *, activation="sigmoid"):
+    r"""The gradient of :func:`loss` by backpropagation: one forward pass, then δ from the output back.
+
+    Args:
+        params: list of L pairs (W, b).
+        X: inputs, shape (N, D_0).
+        T: targets, shape (N, D_L).
+        activation: the hidden layers' activation.
+
+    Returns:
+        A list of L pairs ``(dW, db)`` with the shapes of ``params``: :math:`\partial E/\partial W^l` and
+        :math:`\partial E/\partial b^l`, summed over the batch.
+    """
+    ### BEGIN SOLUTION
+    zs, activations = forward(params, X, activation=activation)
+    delta = output_delta(zs[-1], activations[-1], T)  # delta^L, (N, D_L)
+    grads = []
+    for l in range(len(params), 0, -1):  # layer l = L, ..., 1
+        grads.append((delta.T @ activations[l - 1], delta.sum(0)))  # (D_l, D_l-1) and (D_l,)
+        if l > 1:
+            delta = hidden_delta(delta, params[l - 1][0], zs[l - 2], activation=activation)  # delta^(l-1)
+    return grads[::-1]
+    ### END SOLUTION
+
+# %% [check] id=check_backward points=4
+result = backward(params, X_xor, T_xor)
+checks.check_type(result, list, name="backward(params, X, T)")
+checks.check_true(len(result) == len(params),
+                  f"backward should return one (dW, db) pair per layer ({len(params)}), got {len(result)} entries")
+checks.check_true(tuple(result[0][0].shape) != tuple(params[-1][0].shape),
+                  "backward's pairs come in the order the sweep visits them (layer L first): return them in layer "
+                  "order 1, ..., L, so that entry l - 1 belongs to layer l (reverse the list before returning)")
+ref = mlp.backward(params, X_xor, T_xor)
+for l, ((dW, db), (dW_ref, db_ref)) in enumerate(zip(result, ref), start=1):
+    checks.check_shape(dW, tuple(dW_ref.shape), name=f"dE/dW{l} (backward(...)[{l - 1}][0])")
+    checks.check_shape(db, tuple(db_ref.shape), name=f"dE/db{l} (backward(...)[{l - 1}][1])")
+    checks.check_close(dW, dW_ref, name=f"dE/dW{l}", factors={"a mean over the batch where E, and so its gradient, is a sum": 1 / 4})
+    checks.check_close(db, db_ref, name=f"dE/db{l}", factors={"a mean over the batch where E, and so its gradient, is a sum": 1 / 4})
+g = torch.Generator().manual_seed(30)
+deep = mlp.init_params([3, 4, 5, 2], seed=3)
+X_deep, T_deep = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.rand(6, 2, generator=g, dtype=torch.float64)
+mine_deep, ref_deep = backward(deep, X_deep, T_deep, activation="tanh"), mlp.backward(deep, X_deep, T_deep, activation="tanh")
+sigmoid_deep = mlp.backward(deep, X_deep, T_deep)
+checks.check_true(len(mine_deep) == 3, f"for 3 layers backward should return 3 pairs, got {len(mine_deep)}")
+for l in range(3):
+    checks.check_close(mine_deep[l][0], ref_deep[l][0], name=f"dE/dW{l + 1} of a 3 → 4 → 5 → 2 tanh network",
+                       mistakes={"the hidden layers' derivative is the sigmoid's: pass activation on to forward and "
+                                 "hidden_delta": sigmoid_deep[l][0]})
+    checks.check_close(mine_deep[l][1], ref_deep[l][1], name=f"dE/db{l + 1} of a 3 → 4 → 5 → 2 tanh network")
+checks.passed("backward")
+### BEGIN HIDDEN TESTS
+g = torch.Generator().manual_seed(31)
+for sizes, act, n in [([5, 1], "sigmoid", 3), ([2, 6, 6, 6, 3], "sigmoid", 1), ([4, 3, 7, 2], "tanh", 9)]:
+    p = [(W * 2, torch.randn(b.shape, generator=g, dtype=torch.float64)) for W, b in mlp.init_params(sizes, seed=n)]
+    Xh, Th = torch.randn(n, sizes[0], generator=g, dtype=torch.float64), torch.rand(n, sizes[-1], generator=g, dtype=torch.float64)
+    mine_h = backward(p, Xh, Th, activation=act)
+    checks.check_true(len(mine_h) == len(p), f"wrong number of layers for sizes {sizes}")
+    for (dW_h, db_h), (dW_o, db_o) in zip(mine_h, mlp.autograd_gradients(p, Xh, Th, activation=act)):
+        checks.check_close(dW_h, dW_o, name=f"dE/dW against autograd for sizes {sizes}, {act}", rtol=1e-7, atol=1e-10)
+        checks.check_close(db_h, db_o, name=f"dE/db against autograd for sizes {sizes}, {act}", rtol=1e-7, atol=1e-10)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# One gradient-descent step with your gradients lowers the error:
 
 # %%
-grads = mlp.backward(params, X_xor, T_xor)
+grads = backward(params, X_xor, T_xor)
 for l, (dW, db) in enumerate(grads, start=1):
     print(f"dE/dW{l} has shape {tuple(dW.shape)} (same as W{l}); dE/db{l} has shape {tuple(db.shape)}")
 stepped = mlp.update(params, grads, eta=0.5)
@@ -333,7 +415,7 @@ print(f"E before: {float(mlp.loss(params, X_xor, T_xor)):.5f}   after one step: 
 # float64: in float32 the round-off error $\approx 10^{-7}/\epsilon$ swamps the comparison. It costs two
 # evaluations of $E$ per parameter, so we use it to test, never to train.
 #
-# ### Exercise 5 · `numerical_gradient`
+# ### Exercise 6 · `numerical_gradient`
 #
 # Write `numerical_gradient(f, theta, *, eps)` for a function `f` that maps a tensor shaped like `theta` to a
 # number. Loop over the entries (`theta.numel()`); for entry $i$, build a perturbation of zeros with `eps` at
@@ -385,37 +467,144 @@ checks.check_close(numerical_gradient(lambda u: (u ** 3).sum(), cube, eps=1e-5),
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# The check on the whole network, for every W and b, and what a typical bug looks like (forgetting the
+# The check on your whole `backward`, for every W and b, and what a typical bug looks like (forgetting the
 # $f'(z^l)$ factor in the hidden δ):
 
 # %%
 numerical = gradcheck.network_numerical_gradients(params, X_xor, T_xor)
-print(f"backprop vs finite differences: largest relative error {gradcheck.max_relative_error(grads, numerical):.2e}")
+print(f"your backward vs finite differences: largest relative error {gradcheck.max_relative_error(grads, numerical):.2e}")
 
-
-def backward_without_f_prime(params, X, T):
-    """A buggy backprop: the hidden δ lacks the factor f'(z)."""
-    zs, acts = mlp.forward(params, X)
-    delta2 = mlp.output_delta(zs[1], acts[2], T)
-    delta1 = delta2 @ params[1][0]  # bug: should be multiplied by sigmoid'(z1)
-    return [(delta1.T @ acts[0], delta1.sum(0)), (delta2.T @ acts[1], delta2.sum(0))]
-
-
-buggy = backward_without_f_prime(params, X_xor, T_xor)
+zs, activations = mlp.forward(params, X_xor)
+delta2 = mlp.output_delta(zs[1], activations[2], T_xor)
+delta1_buggy = delta2 @ params[1][0]  # bug: should be multiplied by sigmoid'(z1)
+buggy = [(delta1_buggy.T @ X_xor, delta1_buggy.sum(0)), grads[1]]
 print(f"buggy backprop vs finite differences: largest relative error {gradcheck.max_relative_error(buggy, numerical):.2e}")
 
 # %% [markdown]
-# ## 6 · Training on XOR
+# ## 6 · Mini-batch stochastic gradient descent
 #
-# With a hidden layer of three sigmoid neurons, XOR becomes learnable. We train by gradient descent on all
-# four examples at once (batch size 4) with `mlp.train`; the hidden layer learns two useful features (roughly
+# Notebook 02 defined $E$ as a **sum** over the examples, and the gradient of a sum is the sum of the
+# examples' gradients: that is what `backward` returns. Batch gradient descent takes one step per pass over
+# all $N$ examples; stochastic gradient descent takes one per example. In between, **mini-batch SGD**
+# (Nielsen's `network.py`) shuffles the training set at every epoch, cuts it into batches of $m$ examples, and
+# takes one step per batch: many cheap, slightly noisy steps per epoch.
+#
+# Here the library departs from notebook 02, and says so: **it steps with the batch's *mean* gradient**,
+#
+# $$W \leftarrow W - \frac{\eta}{m} \sum_{n \in \text{batch}} \frac{\partial E_n}{\partial W},$$
+#
+# which is the summed gradient of `backward` with the learning rate $\eta / m$:
+# `mlp.update(params, grads, eta=eta / m)`. Why? A sum of $m$ gradients grows with $m$, so with the sum the
+# size of a step would depend on the batch size, and every change of $m$ would need a new $\eta$ (with $m =
+# 100$, the $\eta$ that suits $m = 1$ takes steps a hundred times too long and diverges). With the mean, a
+# step has the size of one example's gradient whatever $m$ is, and $\eta$ can be chosen once. The price is
+# that $\eta$ means something else than in notebook 02: Nielsen's $\eta = 3$ with $m = 10$ is a step of
+# $0.3$ times the summed gradient. PyTorch's losses average for the same reason (`reduction="mean"`, their
+# default), and notebook 04 trains with them. When $m$ does not divide $N$, the last batch of an epoch is
+# smaller: divide by *its* size.
+#
+# ### Exercise 7 · `train`, the training loop
+#
+# Write `train(params, X, T, *, epochs, eta, batch_size=10, seed=0, activation="sigmoid")`. For each epoch:
+#
+# * shuffle with exactly `order = torch.randperm(N, generator=torch.Generator().manual_seed(seed + epoch))`
+#   (then your run can be compared with the library's, step by step);
+# * walk through `order` in batches of `batch_size` indices; for each batch, compute the gradient with your
+#   `backward` on those rows of `X` and `T`, and step with `mlp.update` and the learning rate for the *mean*
+#   gradient;
+# * after the epoch, record $E/N$ on the whole training set: `float(mlp.loss(params, X, T, activation=activation)) / N`.
+#
+# Return `(params, losses)`. `mlp.update` returns new tensors, so the `params` passed in stay as they were.
+
+# %% [solution] id=train
+def train(params, X, T, *, epochs, eta, batch_size=10, seed=0, activation="sigmoid"):
+    r"""Mini-batch stochastic gradient descent with :func:`backward`, as in Nielsen's ``network.py``.
+
+    Each epoch shuffles the examples (seed ``seed + epoch``) and takes one step per batch of ``batch_size``
+    examples with the batch's *mean* gradient, :math:`W \leftarrow W - \frac{\eta}{m} \sum_{n \in \text{batch}}
+    \partial E_n / \partial W`, where m is the size of that batch (the last one may be smaller).
+    :func:`backward` returns the batch's summed gradient; dividing :math:`\eta` by m makes it the mean.
+
+    Args:
+        params: list of L pairs (W, b), not modified.
+        X: inputs, shape (N, D_0).
+        T: targets, shape (N, D_L).
+        epochs: passes over the training set.
+        eta: the learning rate :math:`\eta` for the mean gradient of a batch.
+        batch_size: examples per step (m).
+        seed: the shuffle of epoch e uses the seed ``seed + e``.
+        activation: the hidden layers' activation.
+
+    Returns:
+        ``(params, losses)``: the trained parameters (new tensors) and E / N on the whole training set after
+        each epoch.
+    """
+    ### BEGIN SOLUTION
+    N = X.shape[0]
+    losses = []
+    for epoch in range(epochs):
+        order = torch.randperm(N, generator=torch.Generator().manual_seed(seed + epoch))
+        for start in range(0, N, batch_size):
+            batch = order[start : start + batch_size]
+            grads = backward(params, X[batch], T[batch], activation=activation)
+            params = mlp.update(params, grads, eta=eta / len(batch))
+        losses.append(float(mlp.loss(params, X, T, activation=activation)) / N)
+    return params, losses
+    ### END SOLUTION
+
+# %% [check] id=check_train points=4
+g = torch.Generator().manual_seed(32)
+X_small, T_small = torch.randn(12, 3, generator=g, dtype=torch.float64), torch.rand(12, 3, generator=g, dtype=torch.float64)
+p_small = mlp.init_params([3, 4, 3], seed=1)
+p_keep = [(W.clone(), b.clone()) for W, b in p_small]
+result = train(p_small, X_small, T_small, epochs=3, eta=0.5, batch_size=4, seed=2)
+checks.check_type(result, tuple, name="train(...)")
+checks.check_true(len(result) == 2, f"train should return (params, losses), got {len(result)} items")
+mine_params, mine_losses = result
+ref_params, ref_losses = mlp.train(p_small, X_small, T_small, epochs=3, eta=0.5, batch_size=4, seed=2)
+summed, _ = mlp.train(p_small, X_small, T_small, epochs=3, eta=0.5 * 4, batch_size=4, seed=2)  # batches of 4: eta/4 -> eta
+same_shuffle = p_small
+for _ in range(3):
+    same_shuffle, _ = mlp.train(same_shuffle, X_small, T_small, epochs=1, eta=0.5, batch_size=4, seed=2)
+checks.check_true(all(torch.equal(W, W0) and torch.equal(b, b0) for (W, b), (W0, b0) in zip(p_small, p_keep)),
+                  "train changed the params passed in: build new tensors (mlp.update does) instead of writing into W and b")
+checks.check_true(len(mine_params) == 2, f"train should return one (W, b) pair per layer (2), got {len(mine_params)}")
+for l in range(2):
+    checks.check_close(mine_params[l][0], ref_params[l][0], name=f"W{l + 1} after 3 epochs of train",
+                       mistakes={"each step uses the batch's summed gradient with η; the library steps with the mean, "
+                                 "that is with η / m (m = the batch's size)": summed[l][0],
+                                 "every epoch shuffles the same way: seed epoch e's shuffle with seed + e": same_shuffle[l][0]})
+    checks.check_close(mine_params[l][1], ref_params[l][1], name=f"b{l + 1} after 3 epochs of train")
+checks.check_true(type(mine_losses) is list and len(mine_losses) == 3,
+                  f"losses should be a list with one number per epoch (3 epochs); got a {type(mine_losses).__name__}"
+                  + (f" of length {len(mine_losses)}" if isinstance(mine_losses, (list, tuple)) else ""))
+checks.check_close(mine_losses, ref_losses, name="losses (E / N after each epoch)",
+                   factors={"E where the losses are E / N (N = 12 examples)": 12,
+                            "the mean of ½(t - ŷ)² over all N·K = 36 entries, where the losses are E / N": 1 / 3})
+checks.passed("train")
+### BEGIN HIDDEN TESTS
+g = torch.Generator().manual_seed(33)
+for n, sizes, m, act, epochs in [(10, [2, 3, 1], 4, "sigmoid", 2), (7, [4, 5, 3, 2], 1, "tanh", 2), (9, [3, 2], 20, "sigmoid", 3)]:
+    Xh, Th = torch.randn(n, sizes[0], generator=g, dtype=torch.float64), torch.rand(n, sizes[-1], generator=g, dtype=torch.float64)
+    ph = mlp.init_params(sizes, seed=n)
+    mine_p, mine_l = train(ph, Xh, Th, epochs=epochs, eta=0.8, batch_size=m, seed=n, activation=act)
+    ref_p, ref_l = mlp.train(ph, Xh, Th, epochs=epochs, eta=0.8, batch_size=m, seed=n, activation=act)
+    for (W_m, b_m), (W_r, b_r) in zip(mine_p, ref_p):
+        checks.check_close(W_m, W_r, name=f"W after train with N={n}, batch_size={m}, {act}")
+        checks.check_close(b_m, b_r, name=f"b after train with N={n}, batch_size={m}, {act}")
+    checks.check_close(mine_l, ref_l, name=f"losses of train with N={n}, batch_size={m}, {act}")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# With your `backward` and `train`, a hidden layer of three sigmoid neurons learns XOR. All four examples
+# form one batch (so this is batch gradient descent); the hidden layer learns two useful features (roughly
 # "OR" and "AND"), and the output combines them. The right panel colours the plane by the network's output:
 # the boundary is no longer a straight line.
 
 # %%
 xor_epochs = 200 * profile.train_epochs
-xor_params, xor_losses = mlp.train(mlp.init_params([2, 3, 1], seed=profile.seed), X_xor, T_xor,
-                                   epochs=xor_epochs, eta=2.0, batch_size=4)
+xor_params, xor_losses = train(mlp.init_params([2, 3, 1], seed=profile.seed), X_xor, T_xor,
+                               epochs=xor_epochs, eta=2.0, batch_size=4)
 outputs = mlp.forward(xor_params, X_xor)[1][-1][:, 0]
 print(f"after {xor_epochs} epochs, outputs on (0,0), (0,1), (1,0), (1,1): {outputs.round(decimals=3).tolist()}")
 
@@ -434,24 +623,24 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# ## 7 · Handwritten digits
+# ## 7 · Handwritten digits, with your own code
 #
 # The same code scales to a real task: the UCI handwritten digits that ship with scikit-learn, 1,797 images
 # of $8 \times 8$ pixels (no download needed). Each image becomes a vector of 64 inputs; the target is a
 # *one-hot* vector of 10 outputs (a 1 in the position of the digit). The network $64 \to 30 \to 10$ has
-# $64\cdot30 + 30 + 30\cdot10 + 10 = 2{,}260$ parameters. We train with mini-batch SGD (10 examples per step,
-# learning rate 3, as in Nielsen's book) and report accuracy on **test** images the network never saw: the
-# predicted digit is the output with the largest value.
+# $64\cdot30 + 30 + 30\cdot10 + 10 = 2{,}260$ parameters. Your `train` trains it with mini-batches of 10
+# examples and $\eta = 3$ for the mean gradient, as in Nielsen's book, and we report the accuracy on **test**
+# images the network never saw: the predicted digit is the output with the largest value.
 
 # %%
 digits = data.digits(seed=profile.seed, limit=profile.train_samples)
 X_train, X_test = digits.x_train.flatten(1).double(), digits.x_test.flatten(1).double()  # (N, 64)
 T_train = mlp.one_hot(digits.y_train, 10)  # (N, 10)
 print(f"{len(X_train)} training and {len(X_test)} test images")
-digit_params, digit_losses = mlp.train(mlp.init_params([64, 30, 10], seed=profile.seed), X_train, T_train,
-                                       epochs=profile.train_epochs, eta=3.0, batch_size=10, seed=profile.seed)
+digit_params, digit_losses = train(mlp.init_params([64, 30, 10], seed=profile.seed), X_train, T_train,
+                                   epochs=profile.train_epochs, eta=3.0, batch_size=10, seed=profile.seed)
 test_accuracy = mlp.accuracy(digit_params, X_test, digits.y_test)
-print(f"test accuracy after {profile.train_epochs} epochs: {100 * test_accuracy:.1f} %")
+print(f"test accuracy of your network after {profile.train_epochs} epochs: {100 * test_accuracy:.1f} %")
 
 predicted = mlp.forward(digit_params, X_test)[1][-1].argmax(1)
 fig, axes = plt.subplots(2, 8, figsize=(9, 2.8))
@@ -466,11 +655,304 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# ## 8 · The same network in PyTorch
+# ### Initialisation: why the weights start small
+#
+# `mlp.init_params` draws $W^l_{ji} \sim \mathcal N(0, 1/D_{l-1})$, not $\mathcal N(0, 1)$. The reason is in
+# $z^l_j = \sum_i W^l_{ji} a^{l-1}_i + b^l_j$: a sum of $D_{l-1}$ independent terms has a variance $D_{l-1}$
+# times that of one term. With $\mathcal N(0, 1)$ weights and the 64 pixels of a digit, $z$ is typically
+# several units large, the sigmoid sits on one of its flat ends, $\sigma'(z) \approx 0$, and every $\delta$ that
+# passes through it is multiplied by almost nothing: the neuron is **saturated** and learns slowly. Dividing
+# the standard deviation by $\sqrt{D_{l-1}}$ keeps $z$ of order one, where $\sigma$ is steep. Left: the hidden
+# activations of the untrained network on the training digits; right: the test accuracy after each epoch
+# (the same training, only the start differs).
+
+# %%
+standard = mlp.init_params([64, 30, 10], seed=profile.seed)
+inits = {"N(0, 1/D), as init_params": standard,
+         "N(0, 1)": [(W * W.shape[1] ** 0.5, b) for W, b in standard]}  # undo the 1/sqrt(D_l-1) scaling
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+for name, p in inits.items():
+    a1 = mlp.forward(p, X_train)[1][1]  # hidden activations, (N, 30)
+    saturated = float(((a1 < 0.02) | (a1 > 0.98)).double().mean())
+    axes[0].hist(a1.flatten(), bins=40, range=(0, 1), alpha=0.6, label=f"{name}: {saturated:.0%} saturated")
+    curve = []
+    for epoch in range(profile.train_epochs):  # one epoch at a time (seed + epoch): the same run as epochs=...
+        p, _ = mlp.train(p, X_train, T_train, epochs=1, eta=3.0, batch_size=10, seed=profile.seed + epoch)
+        curve.append(mlp.accuracy(p, X_test, digits.y_test))
+    axes[1].plot(range(1, profile.train_epochs + 1), curve, marker="o", label=name)
+    print(f"{name:28s} hidden neurons saturated at the start: {saturated:5.1%}   test accuracy after epoch 1: "
+          f"{curve[0]:.1%}, after epoch {profile.train_epochs}: {curve[-1]:.1%}")
+axes[0].set(xlabel="hidden activation $a^1$ before training", ylabel="count", title="where the hidden neurons start")
+axes[0].legend(fontsize=8)
+axes[1].set(xlabel="epoch", ylabel="test accuracy", title="learning from each start")
+axes[1].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# ### Overfitting: few examples, many parameters
+#
+# A network with 2,260 parameters trained on only 50 digits can learn those 50 by heart. Below, the same
+# network trains for many epochs on the first 50 training digits; after each epoch we measure the accuracy
+# on those 50 and on the test digits. The training accuracy climbs to 100 % while the test accuracy stops far
+# below what the whole training set gave (dotted line): from then on the network fits the particular 50
+# images, not digits in general. This gap is **overfitting**. The remedies are more data (the dotted line),
+# stopping when the accuracy on held-out data stops improving (*early stopping*), a smaller network, or
+# regularisation that keeps the weights small (Nielsen, ch. 3); each is a hyper-parameter choice made on a
+# validation set, never on the test set.
+
+# %%
+few = 50
+X_few, T_few, y_few = X_train[:few], T_train[:few], digits.y_train[:few]
+overfit_epochs = 15 * profile.train_epochs
+p = mlp.init_params([64, 30, 10], seed=profile.seed)
+few_train_accuracy, few_test_accuracy = [], []
+for epoch in range(overfit_epochs):
+    p, _ = mlp.train(p, X_few, T_few, epochs=1, eta=3.0, batch_size=10, seed=profile.seed + epoch)
+    few_train_accuracy.append(mlp.accuracy(p, X_few, y_few))
+    few_test_accuracy.append(mlp.accuracy(p, X_test, digits.y_test))
+print(f"trained on {few} digits for {overfit_epochs} epochs: training accuracy {few_train_accuracy[-1]:.0%}, "
+      f"test accuracy {few_test_accuracy[-1]:.1%} (with all {len(X_train)} training digits: {test_accuracy:.1%})")
+
+fig, ax = plt.subplots(figsize=(6.5, 3.4))
+ax.plot(range(1, overfit_epochs + 1), few_train_accuracy, label=f"training accuracy ({few} digits)")
+ax.plot(range(1, overfit_epochs + 1), few_test_accuracy, label="test accuracy")
+ax.axhline(test_accuracy, color="grey", ls=":", label=f"test accuracy, trained on all {len(X_train)}")
+ax.set(xlabel="epoch", ylabel="accuracy", title="overfitting: training and test accuracy part ways")
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# ## 8 · Softmax outputs and the cross-entropy
+#
+# ### The learning slowdown of squared error
+#
+# With the squared error, the output error term carries the factor $\sigma'(z^L)$:
+# $\delta^L = (\hat y - t)\,\sigma'(z^L)$. When an output is badly wrong *and* saturated, say $\hat y = 0.98$
+# for a target $t = 0$, then $\sigma'(z^L) = \hat y(1 - \hat y) \approx 0.02$ and the neuron barely moves,
+# exactly when it should move most. Nielsen (*Neural Networks and Deep Learning*, ch. 3) shows it with one
+# neuron: input $x = 1$, target $t = 0$, starting weights $w = b = 2$ (so $\hat y = \sigma(4) \approx 0.98$),
+# and $\eta = 0.15$.
+#
+# The **cross-entropy** $C = -\big[t \ln \hat y + (1 - t) \ln (1 - \hat y)\big]$ removes the factor. Its
+# derivative $\partial C/\partial \hat y = (\hat y - t)/\big(\hat y (1 - \hat y)\big)$ is divided by exactly what
+# $\sigma'$ multiplies by, so
+#
+# $$\delta^L = \frac{\partial C}{\partial \hat y}\,\sigma'(z^L) = \hat y - t:$$
+#
+# the further the output is from its target, the faster it learns. Left: the neuron's output during
+# training with each cost; right: the size of $\delta$ as a function of the output, for the target 0.
+
+# %%
+x_one, t_one, eta_one, steps = 1.0, 0.0, 0.15, 300
+neuron_outputs = {}
+for cost in ("squared error", "cross-entropy"):
+    w, b = torch.tensor(2.0, dtype=torch.float64), torch.tensor(2.0, dtype=torch.float64)
+    outputs = []
+    for _ in range(steps):
+        z = w * x_one + b
+        y_hat = mlp.sigmoid(z)
+        delta = (y_hat - t_one) * mlp.sigmoid_prime(z) if cost == "squared error" else y_hat - t_one
+        w, b = w - eta_one * delta * x_one, b - eta_one * delta
+        outputs.append(float(y_hat))
+    neuron_outputs[cost] = outputs
+    print(f"{cost:14s} output after 50 steps: {outputs[50]:.3f}, after {steps}: {outputs[-1]:.3f}")
+
+y_axis = torch.linspace(0.001, 0.999, 200, dtype=torch.float64)
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+for cost, outputs in neuron_outputs.items():
+    axes[0].plot(outputs, label=cost)
+axes[0].set(xlabel="step", ylabel=r"output $\hat y$ (target 0)", title="one neuron, started badly wrong")
+axes[1].plot(y_axis, y_axis * y_axis * (1 - y_axis), label=r"squared error: $\hat y\,\sigma'(z)$")
+axes[1].plot(y_axis, y_axis, label=r"cross-entropy: $\hat y$")
+axes[1].set(xlabel=r"output $\hat y$ (target 0)", ylabel=r"$\delta$", title="error term against output")
+for ax in axes:
+    ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# ### Softmax: outputs that are probabilities
+#
+# A digit is exactly one of ten classes, yet ten sigmoid outputs are ten independent numbers. A **softmax**
+# output layer turns the scores $z^L$ (also called *logits*) into a probability distribution over the classes:
+#
+# $$\hat y_k = \mathrm{softmax}(z)_k = \frac{e^{z_k}}{\sum_j e^{z_j}} .$$
+#
+# Every $\hat y_k$ is positive, they sum to 1, and the largest score gets the largest probability (so the
+# predicted class is the same argmax as before). Adding the same number $c$ to every score changes nothing,
+# since numerator and denominator gain the same factor $e^c$. That shift is what makes it computable:
+# $e^{1000}$ overflows to `inf` (float64 stops near $e^{709}$, float32 near $e^{88}$), and
+# $\infty/\infty$ is NaN. Subtracting each row's largest score first makes every exponent $\le 0$, every
+# exponential $\le 1$, and at least one of them exactly 1, so the denominator cannot be 0 either.
+#
+# ### Exercise 8 · `softmax`
+#
+# Write `softmax(z)` for scores of shape $(N, K)$, one row per example, that stays finite for any finite
+# scores. Subtract each row's own largest score (`z.amax(dim=1, keepdim=True)`; `keepdim` keeps the shape
+# $(N, 1)$, so that it broadcasts along the row), exponentiate, and divide by each row's sum. Do not call
+# `torch.softmax`: the point is to see how it is done.
+
+# %% [solution] id=softmax
+def softmax(z):
+    r"""The softmax of each row, :math:`\mathrm{softmax}(z)_k = e^{z_k} / \sum_j e^{z_j}`, computed without overflow.
+
+    Subtracting each row's largest score first changes nothing (numerator and denominator gain the same factor
+    :math:`e^{-\max_j z_j}`) but keeps every exponent at most 0, so ``exp`` cannot overflow.
+
+    Args:
+        z: scores (logits), shape (N, K).
+
+    Returns:
+        Probabilities, shape (N, K): positive, each row summing to 1.
+    """
+    ### BEGIN SOLUTION
+    e = torch.exp(z - z.amax(dim=1, keepdim=True))  # (N, K), every entry in (0, 1]
+    return e / e.sum(dim=1, keepdim=True)
+    ### END SOLUTION
+
+# %% [check] id=check_softmax points=2
+z_check = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]], dtype=torch.float64)
+result = softmax(z_check)
+checks.check_type(result, torch.Tensor, name="softmax(z)")
+checks.check_shape(result, (2, 3), name="softmax(z)")
+checks.check_close(result, mlp.softmax(z_check), name="softmax(z)",
+                   mistakes={"each column sums to 1 instead of each row: normalise over the K scores of an example "
+                             "(dim=1), not over the batch (dim=0)": mlp.softmax(z_check.T).T})
+z_square = torch.tensor([[0.0, 1.0, 2.0], [3.0, 1.0, 0.0], [-1.0, 5.0, 1.0]], dtype=torch.float64)
+m_flat, m_keep = z_square.amax(dim=1), z_square.amax(dim=1, keepdim=True)  # (3,) and (3, 1)
+keepdim_hint = "a max or sum of shape (N,) broadcasts along the columns, not the rows: keep the shape (N, 1) with keepdim=True"
+checks.check_close(softmax(z_square), mlp.softmax(z_square), name="softmax of a 3 × 3 z (as many examples as scores)",
+                   mistakes={keepdim_hint: torch.exp(z_square - m_flat) / torch.exp(z_square - m_flat).sum(dim=1),
+                             keepdim_hint + " (the max)": torch.exp(z_square - m_flat) / torch.exp(z_square - m_flat).sum(dim=1, keepdim=True),
+                             keepdim_hint + " (the sum)": torch.exp(z_square - m_keep) / torch.exp(z_square - m_keep).sum(dim=1)})
+z_big = torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, -999.0, -1000.0]], dtype=torch.float64)
+big = softmax(z_big)
+checks.check_type(big, torch.Tensor, name="softmax(z_big)")
+checks.check_true(bool(torch.isfinite(big[0]).all()),
+                  "softmax of the scores [1000, 999, 998] gave inf or NaN: e^1000 overflows (float64 stops near "
+                  "e^709). Subtract each row's largest score before exp; the softmax does not change.")
+checks.check_true(bool(torch.isfinite(big[1]).all()),
+                  "softmax of the scores [-1000, -999, -1000] gave NaN because another row held 1000: subtract each "
+                  "row's own largest score (z.amax(dim=1, keepdim=True)), not the largest of the whole batch, or all "
+                  "the row's exponentials round to 0")
+checks.check_close(big, mlp.softmax(z_big), name="softmax(z_big)")
+checks.passed("softmax")
+### BEGIN HIDDEN TESTS
+g = torch.Generator().manual_seed(34)
+for shape in [(1, 1), (4, 10), (7, 2)]:
+    zh = torch.randn(*shape, generator=g, dtype=torch.float64) * 50
+    checks.check_close(softmax(zh), torch.softmax(zh, dim=1), name=f"softmax of a {shape} z against torch.softmax")
+    checks.check_close(softmax(zh + 123.0), torch.softmax(zh, dim=1), name=f"softmax of a shifted {shape} z")
+z32 = torch.tensor([[100.0, 90.0], [-100.0, -95.0]])
+checks.check_dtype(softmax(z32), torch.float32, name="softmax of float32 scores")
+checks.check_close(softmax(z32), torch.softmax(z32, dim=1), name="softmax of float32 scores beyond e^88", rtol=1e-5)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### The cross-entropy of a softmax output
+#
+# With one-hot targets $t$ the cross-entropy of a batch is
+#
+# $$C = -\sum_n \sum_k t_{nk} \ln \hat y_{nk},$$
+#
+# for each example minus the log of the probability given to its true class: 0 when the network is sure and
+# right, large when it is sure and wrong. With the softmax, $\ln \hat y_k = z_k - \ln \sum_j e^{z_j}$, so
+# $\partial \ln \hat y_k / \partial z_i = [i = k] - \hat y_i$ and (the $t_k$ of one example sum to 1)
+#
+# $$\delta^L_i = \frac{\partial C}{\partial z_i} = -\sum_k t_k \big([i = k] - \hat y_i\big) = \hat y_i - t_i .$$
+#
+# The same $\hat y - t$ as for a sigmoid with its cross-entropy: no $\sigma'$, no slowdown. Computing it is
+# where care is needed: when one score is far below the others its probability rounds to exactly 0, and
+# $\ln 0 = -\infty$. So compute the log of the softmax directly, with $m$ each row's largest score:
+#
+# $$\ln \hat y_k = z_k - m - \ln \sum_j e^{z_j - m} .$$
+#
+# Like $E$, our $C$ is a **sum** over the batch; PyTorch's `F.cross_entropy` (which notebook 04 uses) takes
+# the scores as ours does but averages over the batch by default, for the reason of section 6.
+#
+# ### Exercise 9 · `cross_entropy`
+#
+# Write `cross_entropy(z, T)` for scores `z` and targets `T` of shape $(N, K)$; return a 0-d tensor. Use torch
+# operations only, so that autograd can differentiate it.
+
+# %% [solution] id=cross_entropy
+def cross_entropy(z, T):
+    r"""The cross-entropy of softmax outputs, :math:`C = -\sum_n \sum_k t_{nk} \ln \mathrm{softmax}(z_n)_k`.
+
+    Summed over the batch, like :func:`loss`. The logarithm of the softmax is computed directly,
+    :math:`\ln \mathrm{softmax}(z)_k = z_k - m - \ln \sum_j e^{z_j - m}` with :math:`m = \max_j z_j`, so that a
+    probability that rounds to 0 does not become :math:`\ln 0 = -\infty`. Its gradient is
+    :math:`\partial C/\partial z = \mathrm{softmax}(z) - t`.
+
+    Args:
+        z: scores (logits) of the output layer, shape (N, K).
+        T: targets, shape (N, K): one-hot rows (or any rows of probabilities).
+
+    Returns:
+        A 0-d tensor.
+    """
+    ### BEGIN SOLUTION
+    m = z.amax(dim=1, keepdim=True)  # (N, 1)
+    log_softmax = z - m - torch.log(torch.exp(z - m).sum(dim=1, keepdim=True))  # (N, K)
+    return -(T * log_softmax).sum()
+    ### END SOLUTION
+
+# %% [check] id=check_cross_entropy points=3
+z_ce = torch.tensor([[2.0, 1.0, 0.1], [0.5, 2.5, 0.0]], dtype=torch.float64, requires_grad=True)
+T_ce = mlp.one_hot(torch.tensor([0, 2]), 3)
+result = cross_entropy(z_ce, T_ce)
+checks.check_type(result, torch.Tensor, name="cross_entropy(z, T)")
+checks.check_shape(result, (), name="cross_entropy(z, T)")
+checks.check_close(result, mlp.cross_entropy(z_ce, T_ce), name="cross_entropy(z, T)",
+                   factors={"a mean over the 2 examples, where C, like E, is their sum": 1 / 2,
+                            "a mean over all N·K = 6 entries (.mean()), where C is a sum": 1 / 6})
+checks.check_grad(result, mlp.cross_entropy(z_ce, T_ce), [z_ce], name="cross_entropy(z, T)")
+far = cross_entropy(torch.tensor([[0.0, -800.0]], dtype=torch.float64), torch.tensor([[0.0, 1.0]], dtype=torch.float64))
+checks.check_type(far, torch.Tensor, name="cross_entropy([[0, -800]], [[0, 1]])")
+checks.check_true(bool(torch.isfinite(far).all()),
+                  "cross_entropy([[0, -800]], [[0, 1]]) is inf or NaN where it should be 800: the softmax of -800 "
+                  "rounds to 0, and ln 0 = -inf. Do not take the log of softmax(z); compute ln softmax directly as "
+                  "z - m - ln Σ exp(z - m), with m each row's largest score.")
+checks.check_close(far, 800.0, name="cross_entropy([[0, -800]], [[0, 1]])")
+checks.passed("cross_entropy")
+### BEGIN HIDDEN TESTS
+g = torch.Generator().manual_seed(35)
+for n, k in [(1, 2), (5, 10), (8, 3)]:
+    zh = (torch.randn(n, k, generator=g, dtype=torch.float64) * 30).requires_grad_(True)
+    labels = torch.randint(0, k, (n,), generator=g)
+    Ch = cross_entropy(zh, mlp.one_hot(labels, k))
+    checks.check_close(Ch, torch.nn.functional.cross_entropy(zh, labels, reduction="sum"),
+                       name=f"cross_entropy of {n} examples and {k} classes against torch")
+    (dz,) = torch.autograd.grad(Ch, zh)
+    checks.check_close(dz, torch.softmax(zh.detach(), dim=1) - mlp.one_hot(labels, k), name="dC/dz = softmax(z) - t")
+soft_T = torch.tensor([[0.25, 0.75]], dtype=torch.float64)
+checks.check_close(cross_entropy(torch.tensor([[1.0, -1.0]], dtype=torch.float64), soft_T),
+                   mlp.cross_entropy(torch.tensor([[1.0, -1.0]], dtype=torch.float64), soft_T),
+                   name="cross_entropy with targets that are not one-hot")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Autograd confirms the error term: for a softmax output trained on the cross-entropy, $\delta^L = \hat y - t$.
+# It is what notebook 04's networks use, through PyTorch's `F.cross_entropy`.
+
+# %%
+z_demo = torch.randn(4, 10, generator=torch.Generator().manual_seed(profile.seed), dtype=torch.float64)
+z_demo.requires_grad_(True)
+T_demo = mlp.one_hot(torch.tensor([3, 1, 4, 1]), 10)
+(dC_dz,) = torch.autograd.grad(mlp.cross_entropy(z_demo, T_demo), z_demo)
+print(f"largest |dC/dz - (softmax(z) - t)|: {float((dC_dz - (mlp.softmax(z_demo.detach()) - T_demo)).abs().max()):.1e}")
+
+# %% [markdown]
+# ## 9 · The same network in PyTorch
 #
 # PyTorch's **autograd** records the operations of the forward pass and runs backpropagation for us. Our
 # `(W, b)` pairs become `nn.Linear` layers (which store the weight as $(D_{out}, D_{in})$, the same layout), and
-# `loss.backward()` fills every parameter's `.grad`. If our hand derivation is right, the two gradients agree
+# `loss.backward()` fills every parameter's `.grad`. If your `backward` is right, the two gradients agree
 # to the last few digits of float64:
 
 # %%
@@ -483,14 +965,14 @@ E = 0.5 * ((batch_T - net(batch_X)) ** 2).sum()
 net.zero_grad()
 E.backward()
 torch_grads = [(m.weight.grad, m.bias.grad) for m in net if isinstance(m, torch.nn.Linear)]
-hand_grads = mlp.backward(digit_params, batch_X, batch_T)
-print(f"hand-written backprop vs autograd: largest relative error "
-      f"{gradcheck.max_relative_error(hand_grads, torch_grads):.1e}")
+hand_grads = backward(digit_params, batch_X, batch_T)
+print(f"your backward vs autograd: largest relative error {gradcheck.max_relative_error(hand_grads, torch_grads):.1e}")
 
 # %% [markdown]
 # In practice we let autograd do this work, from notebook 04 on. Knowing what it computes, error terms
 # flowing backwards through the weights, is what lets us reason about vanishing gradients, choose
-# activations, and (in notebook 06) differentiate a loss with respect to the *image* instead of the weights.
+# activations and costs, and (in notebook 06) differentiate a loss with respect to the *image* instead of the
+# weights.
 #
 # ## Lecture demo · one backprop pass, step by step
 #
@@ -509,6 +991,12 @@ backprop_stepper()
 #   $\tanh' = 1 - \tanh^2$.
 # * A network computes $z^l = W^l a^{l-1} + b^l$, $a^l = f(z^l)$ layer by layer.
 # * Backpropagation: $\delta^L = (\hat y - t)\odot\sigma'(z^L)$, $\delta^l = (W^{l+1\top}\delta^{l+1})\odot f'(z^l)$,
-#   $\partial E/\partial W^l = \delta^l a^{l-1\top}$.
+#   $\partial E/\partial W^l = \delta^l a^{l-1\top}$, summed over the batch.
 # * Check hand-written gradients with central differences in float64; autograd gives the same numbers.
-# * One hidden layer learns XOR; $64 \to 30 \to 10$ recognises digits.
+# * Mini-batch SGD steps with the batch's mean gradient, $\eta/m$ times the sum, so that $\eta$ does not
+#   depend on the batch size.
+# * One hidden layer learns XOR; $64 \to 30 \to 10$ recognises digits. Weights start at
+#   $\mathcal N(0, 1/D_{l-1})$ so that sigmoids do not start saturated; with few examples the training
+#   accuracy runs away from the test accuracy (overfitting).
+# * Softmax turns scores into probabilities; with the cross-entropy the output error term is $\hat y - t$, without
+#   the $\sigma'$ that slows saturated outputs. Compute both from the scores, shifted by their maximum.
