@@ -128,13 +128,121 @@ for name in block_layers:
 #
 # by gradient descent on the *pixels* (the network stays fixed; backpropagation carries the gradient all the
 # way to the input image). Whatever the reconstruction gets right, the layer kept; whatever it gets wrong, the
-# layer threw away. `transfer.reconstruct` does this with Adam, keeping pixels in [0, 1].
+# layer threw away. You will write this search yourself in Exercise 1.
 #
 # With trained weights, the reconstruction from a shallow layer (`relu1_1`) is almost the photo, pixel for
 # pixel: 64 channels at full resolution are more numbers than the photo has. From a deep layer (`relu4_1`)
 # the arrangement of the scene survives (where the cat's head and the edges are), but colours and fine
 # texture drift: the layer encodes *what is where*, not the exact pixels. That is why style transfer takes
 # its content from a deep layer: it fixes the layout and leaves the rendering free for the style.
+
+# %% [markdown]
+# ### Exercise 1 · `reconstruct`
+#
+# **Task.** Write `reconstruct(extractor, image, layer, *, steps=150, eta=0.05, seed=0)`: given a feature
+# extractor, a photo $\vec p$ of shape (1, 3, H, W) and a layer name, return the image $\vec x$ (same shape,
+# pixels in [0, 1]) that `steps` steps of Adam find, starting from noise, by minimising the content loss at
+# that layer.
+#
+# 1. The target $P^l$ = `extractor(image)[layer]` is a constant: compute it once, inside `torch.no_grad()`.
+# 2. Start from uniform noise made by a generator of your own, so that the caller's random state is left
+#    alone: `torch.rand(image.shape, generator=torch.Generator().manual_seed(seed))`, moved to the image's
+#    device and dtype with `.to(image)`. The pixels are what we optimise, so make this tensor a leaf that
+#    requires gradients (`.requires_grad_(True)`).
+# 3. Make **one** `torch.optim.Adam([x], lr=eta)` before the loop: Adam keeps running averages of past
+#    gradients, which a new optimiser in every step would forget.
+# 4. In each step: the loss `content_loss(extractor(x)[layer], P)`, then `zero_grad`, `backward`, `step`;
+#    then put the pixels back into [0, 1] in place, `x.clamp_(0, 1)`, inside `torch.no_grad()` (a change of
+#    `x` that autograd must not record).
+# 5. Return `x.detach()`. The photo must come back untouched.
+#
+# The network stays fixed: its weights are frozen, and only $\vec x$ is handed to the optimiser.
+
+# %% [solution] id=reconstruct
+def reconstruct(extractor, image, layer, *, steps=150, eta=0.05, seed=0):
+    r"""Find an image whose features at ``layer`` match those of ``image``, starting from uniform noise.
+
+    Minimises :math:`\tfrac12 \sum (F^l - P^l)^2` over the pixels with Adam (learning rate :math:`\eta`),
+    keeping the pixels in [0, 1] after every step.
+
+    Args:
+        extractor: a :class:`nstlab.vgg.VGGFeatures` that returns ``layer``.
+        image: the photo :math:`\vec p`, shape (1, 3, H, W) in [0, 1].
+        layer: the layer whose features are matched, e.g. ``"relu4_1"``.
+        steps: optimiser steps.
+        eta: Adam's learning rate.
+        seed: seed of the starting noise.
+
+    Returns:
+        The reconstruction :math:`\vec x`, shape (1, 3, H, W) in [0, 1], detached; ``image`` is untouched.
+    """
+    ### BEGIN SOLUTION
+    with torch.no_grad():
+        target = extractor(image)[layer]  # (1, C, H', W')
+    x = torch.rand(image.shape, generator=torch.Generator().manual_seed(seed)).to(image).requires_grad_(True)
+    optimiser = torch.optim.Adam([x], lr=eta)
+    for _ in range(steps):
+        loss = content_loss(extractor(x)[layer], target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    return x.detach()
+    ### END SOLUTION
+
+# %% [check] id=check_reconstruct points=4
+check_extractor = vgg.VGGFeatures(["relu1_1", "relu2_1"], backbone=backbone)
+photo_ = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+photo_before = photo_.clone()
+start_ = reconstruct(check_extractor, photo_, "relu1_1", steps=0, seed=3)
+checks.check_type(start_, torch.Tensor, name="reconstruct(extractor, photo, 'relu1_1', steps=0, seed=3)")
+checks.check_shape(start_, (1, 3, 16, 16), name="reconstruct(extractor, photo, 'relu1_1', steps=0, seed=3)")
+checks.check_close(start_, torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(3)), rtol=0, atol=0,
+                   name="reconstruct(..., steps=0, seed=3), the starting noise "
+                        "torch.rand(image.shape, generator=torch.Generator().manual_seed(seed)),",
+                   mistakes={"the search starts from the photo itself, not from noise": photo_})
+x_ = reconstruct(check_extractor, photo_, "relu1_1", steps=6, seed=3)
+checks.check_true(torch.equal(photo_, photo_before),
+                  "reconstruct changed the photo it was given: optimise a new tensor x made from noise, never image.")
+checks.check_true(type(x_) is torch.Tensor and not x_.requires_grad,
+                  "the result of reconstruct still requires gradients (it is part of a graph): return x.detach().")
+checks.check_true(bool(x_.min() >= 0) and bool(x_.max() <= 1),
+                  f"reconstruct(..., steps=6) has pixels from {x_.min().item():.3f} to {x_.max().item():.3f}, outside "
+                  "[0, 1]: after every step, clamp x in place (x.clamp_(0, 1) inside torch.no_grad()).")
+checks.check_close(reconstruct(check_extractor, photo_, "relu1_1", steps=1, seed=3),
+                   transfer.reconstruct(check_extractor, photo_, "relu1_1", steps=1, seed=3), rtol=0, atol=1e-5,
+                   name="reconstruct(..., steps=1, seed=3) (Adam's first step moves each pixel by eta against the "
+                        "sign of its gradient of the content loss)")
+checks.check_true(torch.allclose(x_, transfer.reconstruct(check_extractor, photo_, "relu1_1", steps=6, seed=3),
+                                 rtol=0, atol=1e-4),
+                  "the first step is right, but after 6 steps the image differs from the library's: is the gradient "
+                  "cleared before every backward (zero_grad), and is one Adam made before the loop (a new one in "
+                  "every step forgets its running averages)?")
+deep_ = reconstruct(check_extractor, photo_, "relu2_1", steps=20, eta=0.1, seed=4)
+with torch.no_grad():
+    P_ = check_extractor(photo_)["relu2_1"]
+    loss_start = content_loss(check_extractor(start_)["relu2_1"], P_).item()
+    loss_end = content_loss(check_extractor(deep_)["relu2_1"], P_).item()
+checks.check_true(loss_end < 0.5 * loss_start,
+                  f"20 steps at relu2_1 lowered the content loss only from {loss_start:.4g} to {loss_end:.4g}; is the "
+                  "loss computed at `layer` and between extractor(x)[layer] and the photo's features?")
+checks.passed("reconstruct")
+### BEGIN HIDDEN TESTS
+photo_ = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(8))
+for layer_, steps_, eta_, seed_ in [("relu2_1", 4, 0.1, 7), ("relu1_1", 3, 0.02, 11)]:
+    checks.check_close(reconstruct(check_extractor, photo_, layer_, steps=steps_, eta=eta_, seed=seed_),
+                       transfer.reconstruct(check_extractor, photo_, layer_, steps=steps_, eta=eta_, seed=seed_),
+                       rtol=0, atol=1e-4, name=f"reconstruct at {layer_} with steps={steps_}, eta={eta_}, seed={seed_}")
+torch.manual_seed(0)
+state_ = torch.random.get_rng_state()
+reconstruct(check_extractor, photo_, "relu1_1", steps=1, seed=2)
+checks.check_true(torch.equal(state_, torch.random.get_rng_state()), "reconstruct changed the global random state")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The library's `transfer.reconstruct` is the same function (it also shows a progress bar). Below it
+# reconstructs the photo from a shallow and a deep layer.
 
 # %%
 # Half the widget size keeps the deep search quick; at least 48 pixels wide, so that the photo's short side
@@ -206,10 +314,10 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# ### Exercise 1 · `global_average_pool`
+# ### Exercise 2 · `global_average_pool` (a short one)
 #
-# Write `global_average_pool(f)`: for $f$ of shape $(N, C, H, W)$ return the $(N, C)$ means over the
-# positions. One call to `.mean` with the right `dim` does it.
+# **Task.** Write `global_average_pool(f)`: for feature maps $f$ of shape $(N, C, H, W)$ return the $(N, C)$
+# means over the positions. One call to `.mean` with the right `dim` does it.
 
 # %% [solution] id=global_average_pool
 def global_average_pool(f):
@@ -243,81 +351,24 @@ for shape in [(1, 512, 1, 1), (3, 7, 2, 9), (4, 1, 6, 6)]:
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise 2 · `freeze`
-#
-# Write `freeze(module)`: return a **copy** of the module (`copy.deepcopy`) in which every parameter has
-# `requires_grad` set to `False`. The original must keep training: freezing the backbone for one experiment
-# should not silently freeze it for the next one.
+# Freezing and counting are one-liners, so the library's are used below: `transfer.freeze(module)` returns a
+# copy whose parameters have `requires_grad=False` (the original keeps training, so that freezing the backbone
+# for one experiment does not silently freeze it for the next), and `transfer.count_trainable(module)` sums
+# `p.numel()` over the parameters that will receive gradients.
 
-# %% [solution] id=freeze
-def freeze(module):
-    """A copy of ``module`` whose parameters get no gradients (``requires_grad=False``); the original is untouched."""
-    ### BEGIN SOLUTION
-    import copy
-
-    frozen = copy.deepcopy(module)
-    for p in frozen.parameters():
-        p.requires_grad_(False)
-    return frozen
-    ### END SOLUTION
-
-# %% [check] id=check_freeze points=2
-net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-frozen = freeze(net)
-checks.check_true(isinstance(frozen, nn.Module), f"freeze should return a module, got {type(frozen).__name__}")
-checks.check_true(frozen is not net, "freeze(net) returned net itself; return a copy (copy.deepcopy).")
-checks.check_true(not any(p.requires_grad for p in frozen.parameters()),
-                  "some parameters of freeze(net) still have requires_grad=True.")
-checks.check_true(all(p.requires_grad for p in net.parameters()),
-                  "freeze(net) froze the original net too; freeze a copy instead.")
-for a, b in zip(frozen.parameters(), net.parameters(), strict=True):
-    checks.check_close(a, b, name="a parameter of freeze(net) (it should equal the original's)")
-checks.passed("freeze")
-### BEGIN HIDDEN TESTS
-last = transfer.split_backbone(weights.untrained_backbone("vgg16"))[1].requires_grad_(True)  # trainable copy
-frozen_last = freeze(last)
-checks.check_true(transfer.count_trainable(frozen_last) == 0, "freeze of VGG's last block left trainable parameters")
-checks.check_true(transfer.count_trainable(last) > 0, "freeze of VGG's last block froze the original")
-out = frozen_last(torch.rand(1, 512, 2, 2, generator=torch.Generator().manual_seed(1)))
-checks.check_true(not out.requires_grad, "the output of a frozen module should not require gradients")
-### END HIDDEN TESTS
+# %%
+body, last_block = transfer.split_backbone(backbone)  # copies: everything before conv5_1, and conv5_1 … pool5
+print(f"the last block has {sum(p.numel() for p in last_block.parameters()):,} parameters, "
+      f"{transfer.count_trainable(transfer.freeze(last_block)):,} of them trainable once frozen; "
+      f"a head from 512 channels to {len(patches.classes)} classes has "
+      f"{transfer.count_trainable(nn.Linear(512, len(patches.classes))):,}")
 
 # %% [markdown]
-# ### Exercise 3 · `count_trainable`
+# ### Exercise 3 · `train_head`
 #
-# Write `count_trainable(module)`: the number of individual numbers in the parameters that will receive
-# gradients, that is the sum of `p.numel()` over `module.parameters()` with `p.requires_grad`. With it we can
-# say exactly how much each stage of transfer learning trains.
-
-# %% [solution] id=count_trainable
-def count_trainable(module):
-    """The number of parameters (individual numbers) of ``module`` that will receive gradients."""
-    ### BEGIN SOLUTION
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-    ### END SOLUTION
-
-# %% [check] id=check_count_trainable points=2
-checks.check_close(count_trainable(nn.Linear(5, 3)), 18, name="count_trainable(nn.Linear(5, 3)) (15 weights + 3 biases)")
-partly = nn.Sequential(nn.Linear(5, 3), transfer.freeze(nn.Linear(3, 2)))
-checks.check_close(count_trainable(partly), transfer.count_trainable(partly),
-                   name="count_trainable of a net whose second layer is frozen")
-checks.passed("count_trainable")
-### BEGIN HIDDEN TESTS
-conv = nn.Conv2d(3, 8, 3)
-conv.bias.requires_grad_(False)
-checks.check_close(count_trainable(conv), 8 * 3 * 9, name="count_trainable of a conv with a frozen bias")
-checks.check_close(count_trainable(nn.ReLU()), 0, name="count_trainable(nn.ReLU())")
-last = transfer.split_backbone(weights.untrained_backbone("vgg16"))[1].requires_grad_(True)
-last[0].requires_grad_(False)  # conv5_1 frozen, conv5_2 and conv5_3 trainable
-checks.check_close(count_trainable(last), 2 * (512 * 512 * 9 + 512),
-                   name="count_trainable of VGG16's last block with conv5_1 frozen")
-### END HIDDEN TESTS
-
-# %% [markdown]
-# ### Exercise 4 · `train_head`
-#
-# Write `train_head(features, y, *, n_classes, epochs=200, eta=0.01, seed=0)`: a linear head trained on
-# fixed, already pooled features $g$ of shape $(N, C)$.
+# **Task.** Write `train_head(features, y, *, n_classes, epochs=200, eta=0.01, seed=0)`: given fixed, already
+# pooled features $g$ of shape $(N, C)$ and their labels $y$ of shape $(N,)$, return a linear head
+# `nn.Linear(C, n_classes)` trained on them by full-batch Adam on the cross-entropy.
 #
 # 1. Create `nn.Linear(C, n_classes)` inside `with torch.random.fork_rng(devices=[]):` after
 #    `torch.manual_seed(seed)`, so the initial weights depend on `seed` only and the caller's random state is
@@ -395,14 +446,149 @@ with torch.no_grad():
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ### Exercise 4 · `finetune`: the last block at a smaller learning rate
+#
+# In stage 2 the head keeps learning at its learning rate $\eta$, while the last block, whose filters were
+# learned on a million photos, should only be adjusted: it gets a learning rate `backbone_factor` times
+# smaller. torch optimisers take such settings as **parameter groups**: instead of one iterable of parameters,
+# a list of dicts, each with its `"params"` and, optionally, its own `"lr"`, for example
+# `torch.optim.SGD([{"params": a.parameters(), "lr": 0.1}, {"params": b.parameters()}], lr=1.0)`, where
+# group `b` uses the default `lr=1.0`.
+#
+# **Task.** Write `finetune(last, head, h, y, *, epochs=10, eta=1e-3, backbone_factor=0.1, batch_size=64,
+# seed=0)`: given the last block, the head trained in stage 1, what the frozen body made of the training
+# patches, `h` of shape $(N, C', H, W)$, and the labels `y` of shape $(N,)$, train the block and the head
+# together and return `(last, head, losses)`: the trained copies and a list with the mean cross-entropy of each
+# epoch.
+#
+# 1. Train **copies** (`copy.deepcopy`), so that the caller's modules are untouched, and make both copies
+#    trainable with `.requires_grad_(True)`: the block you are given may be frozen.
+# 2. One `torch.optim.Adam` with two parameter groups: the block's parameters at `eta * backbone_factor`,
+#    the head's at `eta`.
+# 3. One generator for the whole run, `gen = torch.Generator().manual_seed(seed)`. Each epoch, shuffle with
+#    `torch.randperm(N, generator=gen)` and cut the order into mini-batches with `.split(batch_size)`. For
+#    each batch: scores `head(global_average_pool(last(h[batch])))`, loss `F.cross_entropy(scores,
+#    y[batch])`, then `zero_grad`, `backward`, `step`.
+# 4. An epoch's loss is the mean over its $N$ examples: add up `loss.item() * len(batch)` and divide by $N$.
+
+# %% [solution] id=finetune
+def finetune(last, head, h, y, *, epochs=10, eta=1e-3, backbone_factor=0.1, batch_size=64, seed=0):
+    r"""Fine-tune a backbone block and the head together, the block with a smaller learning rate.
+
+    Adam with two parameter groups: the head's parameters at learning rate :math:`\eta`, the block's at
+    ``backbone_factor`` :math:`\cdot\,\eta`. Each epoch visits the N examples once, in the order of
+    ``torch.randperm(N, generator=gen)``, in mini-batches of ``batch_size``.
+
+    Args:
+        last: the block to fine-tune; frozen or not, a trainable copy of it is trained.
+        head: the head trained on the frozen features, ``nn.Linear(C, K)``.
+        h: what the frozen layers before ``last`` made of the training examples, (N, C', H, W): constants.
+        y: labels, shape (N,), integers in 0..K-1.
+        epochs: passes over the N examples.
+        eta: the head's learning rate :math:`\eta`.
+        backbone_factor: the block's learning rate as a fraction of :math:`\eta`.
+        batch_size: examples per step (the last batch of an epoch may be smaller).
+        seed: seed of the order of the examples.
+
+    Returns:
+        ``(last, head, losses)``: trained copies of the block and the head, and the mean cross-entropy over the
+        examples of each epoch, as measured during it.
+    """
+    ### BEGIN SOLUTION
+    import copy
+
+    import torch.nn.functional as F
+
+    last, head = copy.deepcopy(last).requires_grad_(True), copy.deepcopy(head).requires_grad_(True)
+    optimiser = torch.optim.Adam([{"params": last.parameters(), "lr": eta * backbone_factor},
+                                  {"params": head.parameters(), "lr": eta}])
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        for batch in torch.randperm(len(y), generator=gen).split(batch_size):
+            loss = F.cross_entropy(head(global_average_pool(last(h[batch]))), y[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+        losses.append(total / len(y))
+    return last, head, losses
+    ### END SOLUTION
+
+# %% [check] id=check_finetune points=4
+def small_block_and_head(seed):
+    """A block of one convolution (3 to 5 channels) and a head from 5 channels to 2 classes, seeded."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return transfer.freeze(nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU())), nn.Linear(5, 2)
+
+
+def largest_move(after, before):
+    """How far the parameters of a module moved: the largest change of any of its numbers."""
+    return max((a - b).abs().max().item() for a, b in zip(after.parameters(), before.parameters(), strict=True))
+
+
+block_, head_ = small_block_and_head(0)
+g = torch.Generator().manual_seed(1)
+h_, y_ = torch.rand(8, 3, 4, 4, generator=g), torch.tensor([0, 1] * 4)
+saved_ = [p.clone() for p in (*block_.parameters(), *head_.parameters())]
+result_ = finetune(block_, head_, h_, y_, epochs=1, eta=0.01, backbone_factor=0.1, batch_size=8)
+checks.check_true(type(result_) is tuple and len(result_) == 3,
+                  f"finetune should return a tuple (last, head, losses), got a {type(result_).__name__}")
+checks.check_true(all(torch.equal(a, b) for a, b in zip(saved_, (*block_.parameters(), *head_.parameters()),
+                                                          strict=True)),
+                  "finetune changed the modules it was given: train copies (copy.deepcopy(last), copy.deepcopy(head)).")
+moved_block, moved_head = largest_move(result_[0], block_), largest_move(result_[1], head_)
+checks.check_true(moved_block > 0,
+                  "the block did not change: make its copy trainable (.requires_grad_(True); the block given was "
+                  "frozen) and give its parameters to the optimiser.")
+checks.check_true(abs(moved_block - 0.01) > 1e-4 or abs(moved_head - 0.01) > 1e-4,
+                  "the block moved as far as the head (0.01) in Adam's first step: the block needs its own "
+                  "parameter group with lr=eta * backbone_factor.")
+checks.check_true(abs(moved_block - 0.001) < 1e-5 and abs(moved_head - 0.01) < 1e-4,
+                  f"In Adam's first step every parameter moves by its learning rate, so with eta=0.01 and "
+                  f"backbone_factor=0.1 the block should move by 0.001 and the head by 0.01; yours moved by "
+                  f"{moved_block:.4g} and {moved_head:.4g}. Use torch.optim.Adam with two parameter groups.")
+mine_ = finetune(block_, head_, h_, y_, epochs=3, eta=0.01, batch_size=3, seed=5)
+theirs_ = transfer.finetune(block_, head_, h_, y_, epochs=3, eta=0.01, batch_size=3, seed=5)
+checks.check_close(mine_[2], theirs_[2], rtol=1e-4,
+                   name="the losses of finetune(..., epochs=3, batch_size=3, seed=5) (each epoch's mean over its N "
+                        "examples: add up loss.item() * len(batch), then divide by N)")
+checks.check_close(mine_[1].weight, theirs_[1].weight, rtol=1e-4, atol=1e-6,
+                   name="the head's weight after finetune(..., epochs=3, batch_size=3, seed=5) (shuffle with "
+                        "torch.randperm(N, generator=gen), one gen for the whole run, and split into batches)")
+checks.passed("finetune")
+### BEGIN HIDDEN TESTS
+with torch.random.fork_rng(devices=[]):
+    torch.manual_seed(12)
+    block3 = nn.Sequential(nn.Conv2d(4, 6, 1), nn.ReLU(), nn.Conv2d(6, 7, 3, padding=1), nn.ReLU())
+    head3 = nn.Linear(7, 3)
+g = torch.Generator().manual_seed(13)
+y3 = torch.arange(3).repeat_interleave(7)
+h3 = torch.rand(21, 4, 2, 3, generator=g) + y3.view(-1, 1, 1, 1) * torch.tensor([1.0, 0, 0, -1]).view(1, 4, 1, 1)
+for kwargs in [dict(epochs=4, eta=0.02, backbone_factor=0.5, batch_size=5, seed=2), dict(epochs=2, seed=9)]:
+    mine3, theirs3 = finetune(block3, head3, h3, y3, **kwargs), transfer.finetune(block3, head3, h3, y3, **kwargs)
+    checks.check_close(mine3[2], theirs3[2], rtol=1e-4, name=f"the losses of finetune(..., {kwargs})")
+    for a, b in zip(mine3[0].parameters(), theirs3[0].parameters(), strict=True):
+        checks.check_close(a, b, rtol=1e-4, atol=1e-6, name=f"a parameter of the block after finetune(..., {kwargs})")
+torch.manual_seed(0)
+state_ = torch.random.get_rng_state()
+finetune(block3, head3, h3, y3, epochs=1, seed=3)
+checks.check_true(torch.equal(state_, torch.random.get_rng_state()), "finetune changed the global random state")
+losses3 = finetune(block3, head3, h3, y3, epochs=25, eta=0.05, batch_size=7)[2]
+checks.check_true(losses3[-1] < 0.5 * losses3[0], f"finetune did not lower the loss: {losses3[0]:.3f} to {losses3[-1]:.3f}")
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ### Frozen versus fine-tuned
 #
 # `transfer.transfer` runs both stages with the library's versions of your functions. The body of VGG
 # (everything before `conv5_1`) is frozen in both, so its output for every patch is computed once, which is
 # also how one fine-tunes cheaply in practice. Stage 1 trains the head on the pooled `pool5` features.
-# Stage 2 continues from that head, unfreezes a copy of the last block and trains both with Adam at a
-# learning rate of $10^{-4}$, a hundred times smaller than the head's, so the pretrained filters move
-# only a little. Both are scored on the held-out patches.
+# Stage 2 is `finetune`: it continues from that head and trains it together with a copy of the last block,
+# the head at a learning rate of $10^{-3}$ and the block at a tenth of that, so that the pretrained filters
+# move only a little. Both are scored on the held-out patches.
 
 # %%
 result = transfer.transfer(backbone, patches, finetune_epochs=profile.train_epochs, seed=profile.seed)
