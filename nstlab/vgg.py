@@ -19,12 +19,41 @@ ReLU works in place) and ``pool{b}`` (the pooling that ends block b).
 * **self-normalising**: it takes images in [0, 1] and applies the ImageNet mean and standard deviation the
   network was trained with;
 * **optionally average-pooled**: ``pool="avg"`` replaces max pooling by average pooling, as the paper
-  recommends ("slightly more appealing results").
+  recommends ("slightly more appealing results");
+* **optionally normalised**: ``normalised=True`` uses the paper's normalised VGG19 (below).
+
+**The normalised network.** Gatys et al. "normalized the network by scaling the weights such that the mean
+activation of each convolutional filter over images and positions is equal to one". With
+:math:`m^l_k` the mean of filter :math:`k`'s rectified output at layer :math:`l` on natural images, filter
+:math:`k` of layer :math:`l` is divided by :math:`m^l_k` and the next layer's weights on input channel
+:math:`k` are multiplied by it:
+
+.. math:: W^l_{kj} \leftarrow W^l_{kj} \, \frac{m^{l-1}_j}{m^l_k}, \qquad b^l_k \leftarrow \frac{b^l_k}{m^l_k}.
+
+Because :math:`\max(0, c z) = c \max(0, z)` and pooling (max or average) commutes with a positive factor per
+channel, every rectified and pooled layer is then the original one divided by :math:`m^l_k` channel by
+channel, and the classifier (after compensating ``pool5``) would give the same answer. What changes is the
+size of the losses: every layer now contributes activations of about 1, which is what the paper's
+:math:`\alpha/\beta = 10^{-3}` assumed. The paper took the means over ImageNet's validation images; we take
+them over the built-in photos and textures (:data:`NORMALISATION_IMAGES`, shipped with scikit-image and
+matplotlib, so the result is the same everywhere and offline), computed once per set of weights and cached
+beside the weights file. Filters that never fire on those images (mean 0) are left as they are.
+
+**The untrained stand-in.** Random-weight networks can still synthesise textures and transfer style once
+their activations are scaled sensibly (He, Wang & Hopcroft 2016, *A powerful generative model using random
+weights for the deep image representation*; Ustyuzhaninov et al. 2017, *What does it take to generate
+natural textures?*). For an untrained backbone, ``normalised=True`` therefore rescales **each layer as a
+whole** to a mean activation of 1 on the same images, instead of each filter: a random filter that natural
+images barely excite is typically tuned to pixel noise, and dividing it by its tiny mean would let it
+dominate every loss (style transfer then barely moves the photo and content reconstructions from
+``relu2_1`` on stay noise). One factor per layer keeps the random filters' relative sizes and gives the
+losses the same magnitudes as the normalised pretrained network.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
 
 import torch
@@ -43,6 +72,16 @@ BLOCK_WIDTHS = {
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 POOLS = ("max", "avg")
+# The images whose activations set the normalisation: the built-in photos and the textures that scikit-image
+# and matplotlib ship as files (nstlab.data), so the means can be computed offline and come out the same on
+# every machine. (The drawn images, mosaic and swirl, are left out: they are not natural images.)
+NORMALISATION_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "hopper", "hubble", "brick", "gravel")
+# Their long side in pixels: large enough that relu5_x still has 8 x 8 positions to average over, small
+# enough that the one pass over all eight images takes seconds on a CPU.
+NORMALISATION_SIZE = 128
+# How a backbone is normalised: one factor per filter (the paper's, for pretrained weights) or one per
+# layer (for the untrained stand-in; see the module docstring).
+NORMALISATIONS = ("filter", "layer")
 
 
 def _layer_names(blocks: tuple[tuple[int, ...], ...]) -> tuple[str, ...]:
@@ -93,6 +132,167 @@ def check_layers(layers: Sequence[str], *, arch: str = "vgg19") -> tuple[str, ..
     return layers
 
 
+def activation_means(features: nn.Sequential, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    r"""The mean rectified activation :math:`m^l_k` of every filter, over images and positions.
+
+    Args:
+        features: a VGG's ``features`` (convolutions, ReLUs and poolings, as torchvision builds them).
+        images: images of shape (1, 3, H, W) in [0, 1], any sizes; each counts equally.
+
+    Returns:
+        One tensor of shape (C_l,) per convolution, in order: the mean of its ReLU's output.
+
+    Example:
+        >>> from nstlab.weights import untrained_backbone
+        >>> means = activation_means(untrained_backbone().features, [torch.rand(1, 3, 32, 32)])
+        >>> len(means), tuple(means[0].shape), bool((means[0] >= 0).all())
+        (16, (64,), True)
+    """
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    totals: list[torch.Tensor] = []
+    with torch.no_grad():
+        for x in images:
+            if x.ndim != 4 or x.shape[:2] != (1, 3):
+                raise ValueError(f"expected images of shape (1, 3, H, W), got {tuple(x.shape)}.")
+            h = (x.float().cpu() - mean) / std
+            per_layer = []
+            for module in features:
+                h = torch.relu(h) if isinstance(module, nn.ReLU) else module(h)  # never in place on our h
+                if isinstance(module, nn.ReLU):
+                    per_layer.append(h.double().mean(dim=(0, 2, 3)))  # (C_l,): over positions
+            totals = per_layer if not totals else [t + m for t, m in zip(totals, per_layer, strict=True)]
+    return [(t / len(images)).float() for t in totals]
+
+
+def rescale_features(features: nn.Sequential, means: Sequence[torch.Tensor], *, per: str = "filter") -> nn.Sequential:
+    r"""A copy of ``features`` whose rectified layers are the original ones divided by ``means``.
+
+    Implements :math:`W^l_{kj} \leftarrow W^l_{kj} m^{l-1}_j / m^l_k`, :math:`b^l_k \leftarrow b^l_k / m^l_k`
+    (module docstring). A filter with mean 0 keeps its scale (factor 1).
+
+    Args:
+        features: a VGG's ``features``; left untouched.
+        means: :math:`m^l`, one (C_l,) tensor per convolution (:func:`activation_means`).
+        per: ``"filter"`` divides each filter by its own mean; ``"layer"`` divides a whole layer by the
+            mean over its filters.
+
+    Returns:
+        The rescaled copy, frozen like ``features``.
+
+    Example:
+        >>> conv = nn.Conv2d(3, 2, 3, padding=1)
+        >>> twice = rescale_features(nn.Sequential(conv, nn.ReLU()), [torch.tensor([2.0, 4.0])])
+        >>> x = torch.rand(1, 3, 5, 5)
+        >>> torch.allclose(twice(x) * torch.tensor([2.0, 4.0]).view(1, 2, 1, 1), torch.relu(conv(x)), atol=1e-6)
+        True
+    """
+    if per not in NORMALISATIONS:
+        raise ValueError(f"per must be one of {', '.join(map(repr, NORMALISATIONS))}, got {per!r}.")
+    convs = [m for m in features if isinstance(m, nn.Conv2d)]
+    if len(means) != len(convs):
+        raise ValueError(f"got {len(means)} mean vectors for {len(convs)} convolutions; compute them with "
+                         "activation_means on the same features.")
+    out = copy.deepcopy(features)
+    previous = torch.ones(1)  # the input image is not rescaled
+    for conv, m in zip((m for m in out if isinstance(m, nn.Conv2d)), means, strict=True):
+        m = m.detach().double().cpu()
+        if per == "layer":
+            m = m.mean().expand(conv.out_channels)
+        scale = torch.where(m > 0, m, torch.ones_like(m))  # (C_l,): a dead filter keeps its scale
+        with torch.no_grad():
+            w = conv.weight.double() * previous.view(1, -1, 1, 1) / scale.view(-1, 1, 1, 1)  # (C_l, C_{l-1}, 3, 3)
+            conv.weight.copy_(w.to(conv.weight.dtype))
+            if conv.bias is not None:
+                conv.bias.copy_((conv.bias.double() / scale).to(conv.bias.dtype))
+        previous = scale
+    return out
+
+
+def _fingerprint(features: nn.Sequential) -> str:
+    """16 hex digits that change with the weights and with the normalisation images: the cache's key."""
+    import hashlib
+
+    digest = hashlib.sha256(repr((NORMALISATION_IMAGES, NORMALISATION_SIZE)).encode())
+    for module in features:
+        if isinstance(module, nn.Conv2d):  # sums in float64: cheap, and any changed weight changes them
+            w = module.weight.detach().double()
+            digest.update(torch.stack([w.sum(), w.abs().sum(), (w * w).sum()]).cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+# Means computed in this process, by fingerprint: several extractors built from one backbone pay once.
+_MEANS: dict[str, list[torch.Tensor]] = {}
+
+
+def normalisation_means(backbone: Backbone, *, cache: bool = True) -> list[torch.Tensor]:
+    """:func:`activation_means` of ``backbone`` on :data:`NORMALISATION_IMAGES`, computed once and cached.
+
+    The file is ``weights_dir()/{arch}-activation-means-{fingerprint}.pt``, next to the weights; its name
+    changes with the weights, so means are never used for other weights. A cache folder that cannot be
+    written only costs the computation the next time.
+
+    Args:
+        backbone: a :class:`nstlab.weights.Backbone`, pretrained or not (it is measured as given).
+        cache: read and write the file (``False``: compute afresh, for tests).
+
+    Returns:
+        One (C_l,) tensor per convolution, the mean rectified activation of each filter.
+    """
+    from nstlab.data import builtin_image
+    from nstlab.weights import weights_dir
+
+    key = f"{backbone.arch}-activation-means-{_fingerprint(backbone.features)}"
+    if cache and key in _MEANS:
+        return _MEANS[key]
+    path = weights_dir() / f"{key}.pt"
+    if cache and path.is_file():
+        try:
+            means = torch.load(path, map_location="cpu", weights_only=True)["means"]
+            if len(means) == sum(isinstance(m, nn.Conv2d) for m in backbone.features):
+                _MEANS[key] = means
+                return means
+        except Exception:  # noqa: BLE001, S110 - a damaged cache file is recomputed and replaced
+            pass
+    images = [builtin_image(name, size=NORMALISATION_SIZE) for name in NORMALISATION_IMAGES]
+    means = activation_means(backbone.features, images)
+    if cache:
+        _MEANS[key] = means
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".partial")
+            torch.save({"means": means, "images": NORMALISATION_IMAGES, "size": NORMALISATION_SIZE}, partial)
+            os.replace(partial, path)  # atomic: a reader never sees half a file
+        except OSError:
+            pass  # a read-only cache costs only the computation next time
+    return means
+
+
+def normalise_backbone(backbone: Backbone, *, per: str | None = None, cache: bool = True) -> Backbone:
+    """The normalised copy of ``backbone``: Gatys et al.'s normalised VGG, or the scaled untrained stand-in.
+
+    Args:
+        backbone: a :class:`nstlab.weights.Backbone`; left untouched. One already normalised is returned as is.
+        per: ``"filter"`` (the paper) or ``"layer"``; ``None`` chooses ``"filter"`` for pretrained weights and
+            ``"layer"`` for an untrained network (module docstring).
+        cache: use the cached means (see :func:`normalisation_means`).
+
+    Returns:
+        A :class:`nstlab.weights.Backbone` with ``normalised=True`` and a ``note`` that says so.
+
+    Example:
+        >>> from nstlab.weights import untrained_backbone
+        >>> normalised = normalise_backbone(untrained_backbone("vgg16"))
+        >>> normalised.normalised, normalised.note.startswith("UNTRAINED")
+        (True, True)
+    """
+    if backbone.normalised:
+        return backbone
+    per = per if per is not None else ("filter" if backbone.pretrained else "layer")
+    features = rescale_features(backbone.features, normalisation_means(backbone, cache=cache), per=per)
+    note = f"{backbone.note} Normalised: mean activation 1 per {per} on {len(NORMALISATION_IMAGES)} built-in images."
+    return Backbone(features.requires_grad_(False).eval(), backbone.arch, backbone.pretrained, note, True)
+
+
 class VGGFeatures(nn.Module):
     r"""A frozen VGG that returns the activations of named layers.
 
@@ -100,6 +300,9 @@ class VGGFeatures(nn.Module):
         layers: the layers to return, e.g. ``["relu1_1", "relu2_1", "relu4_2"]``.
         arch: ``"vgg19"`` (Gatys et al.) or ``"vgg16"`` (Johnson et al.).
         pool: ``"max"`` (the trained network) or ``"avg"`` (the paper's choice for image synthesis).
+        normalised: use the normalised network (:func:`normalise_backbone`: the paper's for pretrained
+            weights, one factor per layer for the untrained stand-in); a backbone that is already normalised
+            stays so either way.
         fallback: ``None`` to require pretrained weights, or ``"untrained"`` to accept a randomly initialised
             network when they are unavailable; then ``pretrained`` is ``False`` and ``note`` says so.
         backbone: a :class:`nstlab.weights.Backbone` to use instead of loading one; its ``arch`` replaces
@@ -109,6 +312,7 @@ class VGGFeatures(nn.Module):
         layers: the requested layer names, in the order given.
         arch: the architecture.
         pretrained: whether the weights are the pretrained ImageNet ones.
+        normalised: whether the network is the normalised one.
         note: a line for banners and logs; says "UNTRAINED" when ``pretrained`` is ``False``.
         features: the truncated network, ending at the deepest requested layer.
 
@@ -122,11 +326,13 @@ class VGGFeatures(nn.Module):
         False
     """
 
-    def __init__(self, layers: Sequence[str], *, arch: str = "vgg19", pool: str = "max",
+    def __init__(self, layers: Sequence[str], *, arch: str = "vgg19", pool: str = "max", normalised: bool = False,
                  fallback: str | None = None, backbone: Backbone | None = None) -> None:
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(map(repr, POOLS))}, got {pool!r}.")
+        if not isinstance(normalised, bool):
+            raise TypeError(f"normalised must be True or False, got {normalised!r}.")
         if backbone is None:
             if arch not in ARCHS:
                 raise ValueError(f"unknown architecture {arch!r}; use one of {', '.join(ARCHS)}.")
@@ -134,13 +340,14 @@ class VGGFeatures(nn.Module):
             backbone = load_backbone(arch, fallback=fallback)
         arch = backbone.arch
         self.layers = check_layers(layers, arch=arch)
-        self.arch, self.pool = arch, pool
-        self.pretrained, self.note = backbone.pretrained, backbone.note
-
         names = LAYER_NAMES[arch]
         if len(backbone.features) != len(names):
             raise ValueError(f"the backbone has {len(backbone.features)} modules, but {arch}'s features have "
                              f"{len(names)}; pass the `features` of torchvision's {arch}.")
+        if normalised:
+            backbone = normalise_backbone(backbone)
+        self.arch, self.pool, self.normalised = arch, pool, backbone.normalised
+        self.pretrained, self.note = backbone.pretrained, backbone.note
         depth = max(names.index(name) for name in self.layers) + 1  # stop after the deepest requested layer
         modules: list[nn.Module] = []
         for index, (name, module) in enumerate(zip(names[:depth], backbone.features, strict=False)):
@@ -196,4 +403,5 @@ class VGGFeatures(nn.Module):
         return {name: out[name] for name in self.layers}
 
     def extra_repr(self) -> str:
-        return f"arch={self.arch!r}, layers={self.layers}, pool={self.pool!r}, pretrained={self.pretrained}"
+        return (f"arch={self.arch!r}, layers={self.layers}, pool={self.pool!r}, normalised={self.normalised}, "
+                f"pretrained={self.pretrained}")

@@ -97,12 +97,15 @@ class Backbone:
         arch: ``"vgg16"`` or ``"vgg19"``.
         pretrained: ``True`` for the ImageNet weights, ``False`` for a random initialisation.
         note: one line for banners and logs; starts with ``"UNTRAINED"`` when ``pretrained`` is ``False``.
+        normalised: whether the filters were rescaled to a mean activation of 1 on natural images
+            (:func:`nstlab.vgg.normalise_backbone`; Gatys et al.'s normalised VGG).
     """
 
     features: nn.Sequential
     arch: str
     pretrained: bool
     note: str
+    normalised: bool = False
 
 
 def _check_arch(arch: str) -> str:
@@ -351,15 +354,25 @@ def _freeze(features: nn.Sequential) -> nn.Sequential:
     return features.eval()
 
 
-def untrained_backbone(arch: str = "vgg19", *, seed: int = 0) -> Backbone:
+def untrained_backbone(arch: str = "vgg19", *, seed: int = 0, normalised: bool = False) -> Backbone:
     """A randomly initialised VGG (torchvision's initialisation, seeded), marked as untrained.
 
-    The global random state is left as it was.
+    The initialisation is He et al.'s (2015) for ReLU networks, Gaussian weights with variance
+    2 / (9 C_out), as torchvision initialises VGG, and zero biases. Random-weight networks of this kind can
+    still synthesise textures and transfer style once their activations are scaled sensibly (He, Wang &
+    Hopcroft 2016; Ustyuzhaninov et al. 2017): ``normalised=True`` scales each layer to a mean activation of 1
+    on the built-in images (:func:`nstlab.vgg.normalise_backbone`), which also makes He's choice of variance
+    irrelevant. The global random state is left as it was.
+
+    Args:
+        arch: ``"vgg19"`` or ``"vgg16"``.
+        seed: the seed of the weights.
+        normalised: rescale the layers as described (a few seconds the first time, then cached).
 
     Example:
         >>> backbone = untrained_backbone("vgg16", seed=1)
-        >>> backbone.pretrained, backbone.note.startswith("UNTRAINED")
-        (False, True)
+        >>> backbone.pretrained, backbone.note.startswith("UNTRAINED"), backbone.normalised
+        (False, True, False)
     """
     features = _vgg_features(arch)
     with torch.random.fork_rng(devices=[]):
@@ -370,11 +383,16 @@ def untrained_backbone(arch: str = "vgg19", *, seed: int = 0) -> Backbone:
                 nn.init.constant_(module.bias, 0)
     note = (f"UNTRAINED {arch.upper()} (random weights, seed {seed}): the pretrained weights were not used, "
             "so features and stylised images are not meaningful; see `nstlab weights status`.")
-    return Backbone(_freeze(features), arch, False, note)
+    backbone = Backbone(_freeze(features), arch, False, note)
+    if normalised:
+        from nstlab.vgg import normalise_backbone  # nstlab.vgg imports this module
+
+        backbone = normalise_backbone(backbone)
+    return backbone
 
 
 def load_backbone(arch: str = "vgg19", *, fallback: str | None = None, seed: int = 0,
-                  spec: WeightsSpec | None = None) -> Backbone:
+                  spec: WeightsSpec | None = None, normalised: bool = False) -> Backbone:
     """The frozen convolutional part of a pretrained VGG, or an untrained one if asked for as a fallback.
 
     Args:
@@ -383,6 +401,8 @@ def load_backbone(arch: str = "vgg19", *, fallback: str | None = None, seed: int
             return :func:`untrained_backbone` instead (``pretrained=False``, and a ``note`` saying so).
         seed: the seed of the untrained fallback.
         spec: another weights file to use (see :func:`load_state_dict`).
+        normalised: return the normalised network (:func:`nstlab.vgg.normalise_backbone`): Gatys et al.'s
+            normalised VGG for pretrained weights, one factor per layer for the untrained fallback.
 
     Raises:
         WeightsUnavailable: without a fallback, when the pretrained weights are unavailable.
@@ -399,10 +419,15 @@ def load_backbone(arch: str = "vgg19", *, fallback: str | None = None, seed: int
         state = load_state_dict(_check_arch(arch), spec=spec)
     except WeightsUnavailable:
         if fallback == "untrained":
-            return untrained_backbone(arch, seed=seed)
+            return untrained_backbone(arch, seed=seed, normalised=normalised)
         raise
     features = _vgg_features(arch)
     # The classifier's weights (most of the file) are not needed: load only those of `features`.
     features.load_state_dict({k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")})
     filename = (spec or weights_spec(arch)).filename
-    return Backbone(_freeze(features), arch, True, f"pretrained {arch.upper()} ImageNet weights ({filename})")
+    backbone = Backbone(_freeze(features), arch, True, f"pretrained {arch.upper()} ImageNet weights ({filename})")
+    if normalised:
+        from nstlab.vgg import normalise_backbone  # nstlab.vgg imports this module
+
+        backbone = normalise_backbone(backbone)
+    return backbone
