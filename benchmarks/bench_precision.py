@@ -1,0 +1,254 @@
+"""Benchmark: nstlab's style transfer (channels-last, fp32 or bf16) against a tutorial-style loop, side by side.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_precision.py per-eval            # CPU s per evaluation, 256/512 px, 1/2 threads
+    .venv/bin/python benchmarks/bench_precision.py to-loss             # seconds to the tutorial loop's final loss
+    .venv/bin/python benchmarks/bench_precision.py to-loss --variants  # ... and the optimisation's own options
+
+Both loops minimise the same function: the paper's layers (relu1_1 ... relu5_1 style, relu4_2 content), max
+pooling, the Gatys et al. loss convention with alpha = 1, beta = 1e3, content ``astronaut`` and style
+``mosaic`` (built in), on the CPU; the script checks that their losses agree on the content image before it
+times anything. The tutorial-style loop (``tutorial_loop.py``) runs float32 in the default memory layout with
+torch's L-BFGS defaults; nstlab runs :func:`nstlab.stylize.stylize` with ``precision="fp32"`` (channels-last
+alone) and ``"auto"`` (here bf16 autocast if the CPU has native bf16; the line printed first says which).
+
+``per-eval``: the process's CPU seconds (``time.process_time``, which waiting behind other processes does not
+inflate) per evaluation of loss and gradient, optimiser included, median over ``--evals`` evaluations after
+``--warmup``; with 2 threads the CPU seconds add both threads' work, so the wall-clock median is printed too.
+
+``to-loss``: the tutorial loop runs ``--tutorial-steps`` evaluations (its "steps") at ``--size`` px on one
+thread; its final image's loss, evaluated in float32, is the target. Each nstlab run then stops at the first
+step whose image (clamped to [0, 1], as returned) has a float32 loss at or below the target; the CPU seconds
+of those float32 checks are not counted. With ``--variants`` the same is measured for other starting images,
+a coarse-to-fine schedule, L-BFGS history sizes and the strong-Wolfe line search (run through the same
+objective as :func:`stylize`).
+
+The network is the untrained VGG19 fallback when the pretrained weights are not cached (the output says
+which): the time per evaluation does not depend on the weights, the number of steps to a loss does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+import tutorial_loop  # noqa: E402  (a sibling script)
+
+from nstlab import stylize as st  # noqa: E402
+from nstlab.data import open_image  # noqa: E402
+from nstlab.device import channels_last, choose_precision  # noqa: E402
+from nstlab.style_config import StyleConfig  # noqa: E402
+from nstlab.vgg import VGGFeatures  # noqa: E402
+from nstlab.weights import load_backbone  # noqa: E402
+
+from measure import cpu_name  # noqa: E402
+
+BASE = StyleConfig(init="content", optimizer="lbfgs", pool="max")  # the paper's layers, alpha=1, beta=1e3
+
+
+def header(backbone) -> str:
+    load = os.getloadavg()
+    return (f"# {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, load average {load[0]:.2f} "
+            f"{load[1]:.2f} {load[2]:.2f}; python {platform.python_version()}, torch {torch.__version__}; "
+            f"precision auto here = {choose_precision('auto', profile='fast')}; {backbone.note}")
+
+
+def images(size: int):
+    return open_image("astronaut", size=size), open_image("mosaic", size=size)
+
+
+def tutorial_per_eval(backbone, content, style, evals: int, warmup: int) -> tuple[float, float]:
+    cpu, wall = [], []
+
+    def on_evaluation(run, loss, seconds):
+        cpu.append(seconds)
+        wall.append(time.perf_counter())
+
+    cnn = tutorial_loop.frozen_vgg19_features(backbone)
+    tutorial_loop.run_style_transfer(cnn, content, style, content.clone(), num_steps=warmup + evals - 1,
+                                     on_evaluation=on_evaluation)
+    return _medians(cpu, wall, warmup)
+
+
+def nstlab_per_eval(backbone, content, style, precision: str, evals: int, warmup: int) -> tuple[float, float]:
+    cpu, wall = [], []
+
+    def callback(step, image, losses):
+        cpu.append(time.process_time())
+        wall.append(time.perf_counter())
+
+    config = replace(BASE, size=max(content.shape[-2:]), steps=warmup + evals, precision=precision)
+    st.stylize(content, style, config, backbone=backbone, callback=callback, show_progress=False)
+    return _medians(cpu, wall, warmup)
+
+
+def _medians(cpu: list[float], wall: list[float], warmup: int) -> tuple[float, float]:
+    dc = [b - a for a, b in zip(cpu[warmup - 1:], cpu[warmup:], strict=False)]
+    dw = [b - a for a, b in zip(wall[warmup - 1:], wall[warmup:], strict=False)]
+    return statistics.median(dc), statistics.median(dw)
+
+
+def check_same_objective(backbone, content, style) -> float:
+    """The tutorial's loss and nstlab's on the content image; raise if they differ."""
+    ours = st.stylize(content, style, replace(BASE, size=max(content.shape[-2:]), steps=1, precision="fp32"),
+                      backbone=backbone, show_progress=False).losses[0].total
+    theirs = tutorial_loop.loss_at(tutorial_loop.frozen_vgg19_features(backbone), content, style, content)
+    if abs(ours - theirs) > 1e-4 * abs(theirs):
+        raise SystemExit(f"the loops minimise different functions: nstlab {ours:.6g}, tutorial {theirs:.6g}")
+    return ours
+
+
+def per_eval(args, backbone) -> None:
+    print(header(backbone))
+    print("| size | threads | tutorial loop CPU s (wall) | nstlab fp32 channels-last | ratio | nstlab auto | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for size in args.sizes:
+            content, style = images(size)
+            check_same_objective(backbone, content, style)
+            t = tutorial_per_eval(backbone, content, style, args.evals, args.warmup)
+            f = nstlab_per_eval(backbone, content, style, "fp32", args.evals, args.warmup)
+            a = nstlab_per_eval(backbone, content, style, "auto", args.evals, args.warmup)
+            print(f"| {size} | {threads} | {t[0]:.3f} ({t[1]:.3f}) | {f[0]:.3f} ({f[1]:.3f}) | {f[0] / t[0]:.2f} | "
+                  f"{a[0]:.3f} ({a[1]:.3f}) | {a[0] / t[0]:.2f} |", flush=True)
+    print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+class Float32Loss:
+    """The float32 objective of nstlab at an image, for deciding when a run has reached the target."""
+
+    def __init__(self, backbone, content, style):
+        layers = BASE.content_layers + BASE.style_layers
+        self.extractor = VGGFeatures(layers, pool="max", backbone=backbone)
+        self.P, self.A = st._targets(self.extractor, content, [style], [1.0], BASE, "fp32")
+        self.seconds = 0.0  # CPU seconds spent here, to be left out of the runs' times
+
+    def __call__(self, image: torch.Tensor) -> float:
+        c0 = time.process_time()
+        with torch.no_grad():
+            total = st._objective(self.extractor, self.P, self.A, BASE, [], "fp32")(image).total.item()
+        self.seconds += time.process_time() - c0
+        return total
+
+
+def run_stylize_to(target, f32, backbone, content, style, config, max_steps):
+    """CPU s, steps and loss when stylize's image first reaches ``target`` (float32), or its last step."""
+    seen = {}
+    f32.seconds = 0.0
+
+    def callback(step, image, losses):
+        if step == 1:
+            seen["c0"] = time.process_time()  # measured from the first step: targets are built before it
+        last_scale = losses.scale == len(config.scales) - 1
+        reached = last_scale and losses.total <= 1.05 * target and f32(image) <= target
+        seen.update(cpu=time.process_time() - f32.seconds, step=step, loss=losses.total, reached=reached)
+        return reached
+
+    c_start = time.process_time()
+    st.stylize(content, style, replace(config, steps=max_steps), backbone=backbone, callback=callback,
+               show_progress=False)
+    return seen["cpu"] - c_start, seen["step"], seen["reached"]
+
+
+def run_lbfgs_to(target, f32, backbone, content, style, precision, max_steps, *, history, line_search):
+    """Like :func:`run_stylize_to` with torch's L-BFGS configured here (one iteration per step)."""
+    extractor = channels_last(VGGFeatures(BASE.content_layers + BASE.style_layers, pool="max", backbone=backbone))
+    how = choose_precision(precision, profile="fast").precision
+    f32.seconds = 0.0
+    c_start = time.process_time()
+    P, A = st._targets(extractor, content, [style], [1.0], BASE, how)
+    objective = st._objective(extractor, P, A, BASE, [], how)
+    x = content.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=history, line_search_fn=line_search,
+                            tolerance_grad=0.0, tolerance_change=0.0)
+    evaluations = [0]
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        total = objective(x).total
+        total.backward()
+        evaluations[0] += 1
+        return total
+
+    for step in range(1, max_steps + 1):
+        loss = opt.step(closure).item()
+        if loss <= 1.05 * target and f32(x.detach().clamp(0, 1)) <= target:
+            return time.process_time() - f32.seconds - c_start, step, True, evaluations[0]
+    return time.process_time() - f32.seconds - c_start, max_steps, False, evaluations[0]
+
+
+def to_loss(args, backbone) -> None:
+    torch.set_num_threads(1)
+    content, style = images(args.size)
+    check_same_objective(backbone, content, style)
+    print(header(backbone))
+    f32 = Float32Loss(backbone, content, style)
+    if args.target is None:
+        c0 = time.process_time()
+        cnn = tutorial_loop.frozen_vgg19_features(backbone)
+        result = tutorial_loop.run_style_transfer(cnn, content, style, content.clone(), num_steps=args.tutorial_steps)
+        t_cpu = time.process_time() - c0
+        target = f32(result.detach())
+        print(f"# tutorial loop: {args.tutorial_steps} evaluations at {args.size} px, 1 thread: {t_cpu:.1f} CPU s, "
+              f"final float32 loss {target:.6g}", flush=True)
+    else:
+        target, t_cpu = args.target, args.target_seconds
+        print(f"# target given: loss {target:.6g} reached by the tutorial loop in {t_cpu:.1f} CPU s")
+    print(f"| to loss {target:.4g} at {args.size} px, 1 thread | CPU s | steps (evaluations) | reached | "
+          "speed-up vs tutorial |")
+    print("|---|---|---|---|---|")
+    print(f"| tutorial-style loop (fp32, contiguous, LBFGS defaults) | {t_cpu:.1f} | {args.tutorial_steps} | yes | 1.0 |")
+    runs = {"nstlab defaults, fp32": replace(BASE, precision="fp32"),
+            "nstlab defaults, auto": replace(BASE, precision="auto")}
+    if args.variants:
+        runs.update({
+            "auto, noise init": replace(BASE, precision="auto", init="noise"),
+            "auto, 0.5 then 1.0 scale (50 coarse steps)": replace(BASE, precision="auto", scales=(0.5, 1.0),
+                                                                  scale_steps=(50, args.max_steps)),
+        })
+    for name, config in runs.items():
+        cpu, step, reached = run_stylize_to(target, f32, backbone, content, style, config, args.max_steps)
+        print(f"| {name} | {cpu:.1f} | {step} | {'yes' if reached else 'no'} | {t_cpu / cpu:.2f} |", flush=True)
+    if args.variants:
+        for history, line_search in ((20, None), (100, None), (5, None), (20, "strong_wolfe")):
+            cpu, step, reached, evaluations = run_lbfgs_to(target, f32, backbone, content, style, "auto",
+                                                           args.max_steps, history=history, line_search=line_search)
+            print(f"| auto, L-BFGS history {history}, line search {line_search} | {cpu:.1f} | {step} ({evaluations}) | "
+                  f"{'yes' if reached else 'no'} | {t_cpu / cpu:.2f} |", flush=True)
+    print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("per-eval")
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--evals", type=int, default=6)
+    p.add_argument("--warmup", type=int, default=2)
+    q = sub.add_parser("to-loss")
+    q.add_argument("--size", type=int, default=256)
+    q.add_argument("--tutorial-steps", type=int, default=300)
+    q.add_argument("--max-steps", type=int, default=400)
+    q.add_argument("--variants", action="store_true")
+    q.add_argument("--target", type=float, help="skip the tutorial run: its final loss, measured before")
+    q.add_argument("--target-seconds", type=float, help="... and its CPU seconds")
+    args = parser.parse_args()
+    backbone = load_backbone("vgg19", fallback="untrained")
+    print(f"# uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    (per_eval if args.what == "per-eval" else to_loss)(args, backbone)
+
+
+if __name__ == "__main__":
+    main()
