@@ -5,23 +5,28 @@ optimiser moves the image :math:`\vec x` downhill on :math:`L_{total}(\vec x)`. 
 takes, independent of which losses are minimised:
 
 - :func:`initial_image`: where the optimisation starts, :math:`x_0 = c\,p + s\,a + n\,u`;
+- :func:`make_objective`: the function :math:`\vec x \mapsto \alpha L_{content} + \beta L_{style}` that the
+  optimiser minimises, with the paper's loss convention and the targets fixed;
 - :func:`optimisation_step`: one step of a torch optimiser (Adam or L-BFGS) on the pixels, which keeps them
   in [0, 1] when asked (a *projected* step);
 - :func:`run_torch` and :func:`run_lbfgsb`: many steps of torch's optimisers, or of scipy's L-BFGS-B with the
   pixels bounded to [0, 1] as the Caffe-era code did, calling back after each step.
 
 An *objective* is any function from the image to :class:`nstlab.losses.LossParts`; :mod:`nstlab.stylize`
-builds it from the losses and runs these pieces scale by scale.
+builds its own from all of its settings and runs these pieces scale by scale. With :math:`\alpha = 0` the
+objective is texture synthesis (style only), with :math:`\beta = 0` feature inversion (content only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from nstlab.losses import LossParts
+from nstlab.losses import LossParts, content_loss, style_loss
 from nstlab.style_config import INITS
 
 # Pairs (s, y) that torch's L-BFGS remembers. Its default of 100 costs 200 copies of the image in memory and
@@ -66,6 +71,53 @@ def initial_image(content: torch.Tensor, style: torch.Tensor, *, init: str = "co
         u = torch.rand(content.shape, generator=torch.Generator().manual_seed(seed))  # (1, 3, H, W) on the CPU
         x = x + (n / total) * u.to(content.device)
     return x.float().clamp(0, 1)
+
+
+def make_objective(extractor: nn.Module, content_targets: Mapping[str, torch.Tensor],
+                   style_grams: Mapping[str, torch.Tensor], *, alpha: float = 1.0, beta: float = 1e3) -> Objective:
+    r"""The style-transfer objective as a function of the image: :math:`\alpha L_{content} + \beta L_{style}`.
+
+    The returned function runs ``extractor`` on the image :math:`\vec x` and returns the
+    :class:`~nstlab.losses.LossParts`: the content loss summed over the layers of ``content_targets``, the style
+    loss over the layers of ``style_grams`` with equal weights :math:`w_l = 1/L`, no total variation (0), and
+    the weighted total. The losses are the paper's (:func:`nstlab.losses.content_loss`,
+    :func:`nstlab.losses.style_loss`). :math:`\alpha = 0` makes it texture synthesis, :math:`\beta = 0`
+    feature inversion.
+
+    Args:
+        extractor: a module that maps images (N, 3, H, W) to a dict of activations that holds every layer of
+            both targets, e.g. :class:`nstlab.vgg.VGGFeatures`.
+        content_targets: content layer name -> the photo's activations :math:`P^l`, (1, C, H, W).
+        style_grams: style layer name -> the painting's Gram matrix :math:`A^l`, (1, C, C).
+        alpha: :math:`\alpha \ge 0`, the weight of the content loss.
+        beta: :math:`\beta \ge 0`, the weight of the style loss.
+
+    Returns:
+        A function ``objective(x)`` from images (N, 3, H, W) to their ``LossParts``.
+
+    Example:
+        >>> from nstlab.losses import gram_matrix
+        >>> double = lambda x: {"a": 2 * x, "b": x}
+        >>> objective = make_objective(double, {"a": torch.zeros(1, 3, 2, 2)}, {"b": gram_matrix(torch.ones(1, 3, 2, 2))},
+        ...                            alpha=1.0, beta=0.0)
+        >>> parts = objective(torch.ones(1, 3, 2, 2))
+        >>> parts.content.item(), parts.style.item(), parts.total.item()  # ½ · 12 · 2², and a perfect style
+        (24.0, 0.0, 24.0)
+    """
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name}={value} must be a finite number >= 0 (it weighs a loss term).")
+    if not content_targets or not style_grams:
+        raise ValueError("content_targets and style_grams each need at least one layer (a weight of 0 switches a "
+                         "term off; its target is still needed to report its loss).")
+
+    def objective(x: torch.Tensor) -> LossParts:
+        features = extractor(x)
+        content = torch.stack([content_loss(features[layer], P) for layer, P in content_targets.items()]).sum()
+        style = style_loss(features, style_grams)
+        return LossParts(content, style, torch.zeros_like(content), alpha * content + beta * style)
+
+    return objective
 
 
 def make_optimizer(name: str, x: torch.Tensor, *, lr: float) -> torch.optim.Optimizer:

@@ -122,3 +122,33 @@ def test_run_lbfgsb_keeps_the_pixels_in_bounds_and_reaches_the_bounded_minimum()
     x, stopped = run_lbfgsb(quadratic(target), pixels(13), start=0, stop=20, on_step=lambda *args: False)
     assert not stopped and x.min() >= 0 and x.max() <= 1
     torch.testing.assert_close(x.double(), target.clamp(0, 1), rtol=0, atol=1e-5)
+
+
+def test_make_objective_is_the_papers_total_loss_of_the_images_features_with_either_weight_zero():
+    """The objective equals losses.total_loss on the extractor's features (the oracle), for alpha = 0 (texture
+    synthesis), beta = 0 (feature inversion) and both; its total carries the gradient back to the pixels."""
+    from nstlab import losses
+    from nstlab.optimise import make_objective
+
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, dtype=torch.float64)
+    torch.nn.init.normal_(conv.weight, generator=torch.Generator().manual_seed(8))
+
+    def extractor(x):
+        a = torch.relu(conv(x))
+        return {"a": a, "b": torch.nn.functional.avg_pool2d(a, 2)}
+
+    photo, painting = pixels(9, (1, 3, 6, 6)), pixels(10, (1, 3, 6, 6))
+    P = {name: f.detach() for name, f in extractor(photo).items()}  # content from both layers
+    A = {"a": losses.gram_matrix(extractor(painting)["a"]).detach()}
+    x = pixels(11, (2, 3, 6, 6)).requires_grad_(True)
+    for alpha, beta in [(1.0, 1e3), (0.0, 1.0), (2.5, 0.0)]:
+        parts = make_objective(extractor, P, A, alpha=alpha, beta=beta)(x)
+        want = losses.total_loss(extractor(x), P, A, alpha=alpha, beta=beta)
+        for part in ("content", "style", "tv", "total"):
+            torch.testing.assert_close(getattr(parts, part), getattr(want, part), rtol=1e-12, atol=0)
+    grad, = torch.autograd.grad(make_objective(extractor, P, A, alpha=0.0, beta=1.0)(x).total, x)
+    assert grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="alpha=-1"):
+        make_objective(extractor, P, A, alpha=-1.0)
+    with pytest.raises(ValueError, match="style_grams"):
+        make_objective(extractor, P, {})
