@@ -73,6 +73,9 @@ c.GenerateFeedback.preprocessors = [
     "nstlab.course.feedback_filter.SanitizeFeedback",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+# A student may open feedback without a network, often from disk: MathJax goes into the HTML file itself
+# instead of being loaded from a CDN (see nstlab/course/mathjax.py).
+c.GenerateFeedback.exporter_class = "nstlab.course.mathjax.OfflineHTMLExporter"
 
 # The export adds a status column: "not graded: <reason>" instead of a bare 0, and what was flagged.
 c.ExportApp.plugin_class = "nstlab.course.reports.StatusCsvExport"

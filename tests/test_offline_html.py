@@ -1,0 +1,143 @@
+"""HTML made from notebooks typesets its mathematics offline: opened from disk in a real (headless) Chromium
+that may reach nothing but the file itself, the formulae of nbgrader's feedback and of an nbconvert export
+become MathJax output, and no request leaves the machine.
+
+Needs Debian's ``chromium`` (CI installs it); the browser tests are skipped with a reason where there is none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+from pathlib import Path
+
+import nbformat
+import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM
+
+from nstlab import course
+from nstlab.course import mathjax
+
+from conftest import copy_course
+
+ASSIGNMENT = "99-maths"
+# A formula of each kind the notebooks use: inline, display, bold symbols (autoloaded TeX extension), AMS.
+MATHS = (r"The error $E = \frac{1}{2}\sum_k (y_k - \hat y_k)^2$ falls along $-\nabla_w E$." "\n\n"
+         r"$$\boldsymbol\delta^{l} = (\mathbf W^{l+1})^\top \boldsymbol\delta^{l+1} \odot \sigma'(\mathbf z^{l})$$"
+         "\n\n" r"\begin{align} G_{ij} &= \sum_k F_{ik} F_{jk} \end{align}")
+SOURCE = f'''\
+# %% [markdown]
+# # 99 · Maths in the feedback
+#
+{"".join(f"# {line}".rstrip() + chr(10) for line in MATHS.splitlines())}
+# %%
+from nstlab import checks
+
+# %% [solution] id=half
+def half(x):
+    ### BEGIN SOLUTION
+    return x / 2
+    ### END SOLUTION
+
+# %% [check] id=check_half points=1
+checks.check_true(half(4) == 2, "half(4) should be 2")
+'''
+# MathJax comes with the dependency jupyter-server-mathjax; without it nothing here can be offline.
+needs_mathjax = pytest.mark.skipif(importlib.util.find_spec(mathjax.PACKAGE) is None,
+                                   reason=f"needs {mathjax.PACKAGE} (pip install -e . installs it)")
+
+# What MathJax 2 leaves in the page once a formula is typeset (MathML output).
+TYPESET = ".MathJax_MathML math"
+# MathJax has finished: its queue is empty and the startup is over.
+DONE_JS = "() => window.MathJax && MathJax.Hub && MathJax.isReady && MathJax.Hub.queue.pending === 0"
+
+
+def open_offline(html: Path) -> dict:
+    """Open ``html`` from disk in headless Chromium, refusing every request that is not for a local file.
+
+    Returns what the page showed: ``typeset`` (number of typeset formulae), ``text`` (the page's text),
+    ``requests`` (every URL asked for) and ``errors`` (console errors and failed requests).
+    """
+    from playwright.sync_api import sync_playwright
+
+    requests, errors = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            # Everything goes through here: a request for anything but a file:// URL is recorded and refused.
+            context.route("**/*", lambda route: (requests.append(route.request.url),
+                                                 route.continue_() if route.request.url.startswith("file://")
+                                                 else route.abort()))
+            page = context.new_page()
+            page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+            page.on("requestfailed", lambda req: errors.append(f"{req.url}: {req.failure}"))
+            page.goto(html.resolve().as_uri())
+            page.wait_for_function(DONE_JS, timeout=60_000)
+            typeset = page.locator(TYPESET).count()
+            text = page.inner_text("body")
+        finally:
+            browser.close()
+    return {"typeset": typeset, "text": text, "requests": requests, "errors": errors}
+
+
+def _assert_typeset_offline(html: Path, seen: dict, formulae: int) -> None:
+    assert seen["requests"] == [html.resolve().as_uri()], seen["requests"]  # the page itself, nothing else
+    assert seen["errors"] == [], seen["errors"]
+    assert seen["typeset"] == formulae, seen
+    for raw in ("$", r"\frac", r"\boldsymbol", r"\begin{align}"):
+        assert raw not in seen["text"], f"{raw!r} left untypeset in: {seen['text'][:500]}"
+
+
+@needs_mathjax
+def test_inline_script_holds_no_url_that_a_page_would_load():
+    """The inlined MathJax is complete: no CDN address, no script that could end the <script> element early."""
+    script = mathjax.inline_script()
+    assert "cdnjs" not in script and "cdn.mathjax.org" not in script
+    assert "</script" not in script.lower() and "<!--" not in script
+
+
+def test_missing_mathjax_is_one_error_that_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(mathjax, "PACKAGE", "nstlab_no_such_package")
+    with pytest.raises(mathjax.MathJaxMissing, match="pip install jupyter-server-mathjax"):
+        mathjax.mathjax_folder()
+
+
+@needs_mathjax
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+@pytest.mark.parametrize("template", ["lab", "classic"])
+def test_exported_html_typesets_its_formulae_from_disk_with_no_network(template: str, tmp_path: Path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(MATHS)])
+    html, _ = mathjax.OfflineHTMLExporter(template_name=template).from_notebook_node(nb)
+    page = tmp_path / f"export-{template}.html"
+    page.write_text(html, encoding="utf-8")
+    _assert_typeset_offline(page, open_offline(page), formulae=4)
+
+
+@pytest.mark.slow
+@needs_mathjax
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_feedback_typesets_its_formulae_from_disk_with_no_network(tmp_path: Path):
+    """`nstlab course feedback` on a real autograded submission: the student's HTML file alone, opened from
+    disk, shows typeset formulae and asks the network for nothing."""
+    from nstlab.course import sandbox
+
+    root = copy_course(tmp_path / "repo")
+    (root / "course" / "source" / f"{ASSIGNMENT}.py").write_text(SOURCE, encoding="utf-8")
+    course.generate([ASSIGNMENT], root=root, quiet=True)
+    submitted = root / "course" / "submitted" / "ada" / ASSIGNMENT
+    submitted.mkdir(parents=True)
+    release = nbformat.read(root / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    nbformat.write(release, submitted / f"{ASSIGNMENT}.ipynb")
+    course.autograde(ASSIGNMENT, root=root, timeout=60, quiet=True, unsafe=sandbox.sandbox_problem() is not None)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert course.feedback(ASSIGNMENT, root=root, quiet=True) == []
+    feedback = root / "course" / "feedback" / "ada" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    # The file alone, as nbgrader's exchange hands it to the student: copied away from the course.
+    alone = tmp_path / "downloads" / feedback.name
+    alone.parent.mkdir()
+    alone.write_bytes(feedback.read_bytes())
+    seen = open_offline(alone)
+    _assert_typeset_offline(alone, seen, formulae=4)
+    assert "NotImplementedError" in seen["text"]  # the blank answer's error, as the feedback shows it
