@@ -31,6 +31,11 @@ COLOUR_MODES = (None, "luminance", "match")
 # The paper's layers, in the names of nstlab.vgg (Caffe's conv4_2 is the ReLU output, our relu4_2).
 PAPER_CONTENT = ("relu4_2",)
 PAPER_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# beta (with alpha = 1) for the untrained stand-in, normalised per layer (nstlab.vgg.normalise_backbone), at
+# the course's small sizes: at 64-128 px and 15-50 L-BFGS steps from the photo, beta = 1e1 keeps the photo,
+# 1e3 mixes in the painting's colours and grain, 1e4 stylises the photo while its layout stays readable, and
+# 1e5 turns it into texture (measured on chelsea and mosaic; tests/test_fallback.py checks the trend).
+STAND_IN_BETA = 1e4
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,9 @@ class StyleConfig:
         size: long side of the result in pixels; ``None`` keeps the content image's size.
         scales: fractions of ``size`` run coarse to fine, each warm-started from the last; ends with 1.0.
         pool: ``"max"`` or ``"avg"`` pooling in VGG (the paper prefers average pooling).
+        normalised: use the normalised VGG (:func:`nstlab.vgg.normalise_backbone`): each filter rescaled to a
+            mean activation of 1, as in the paper, so that its :math:`\alpha/\beta` mean what the paper meant
+            (the untrained stand-in is rescaled per layer; see :data:`STAND_IN_BETA`).
         arch: ``"vgg19"`` (the paper) or ``"vgg16"``.
         preserve_colour: ``None``, ``"luminance"`` (luminance-only transfer) or ``"match"`` (colour matching).
         style_blend: one weight per style image; ``None`` blends them equally.
@@ -88,6 +96,7 @@ class StyleConfig:
     size: int | None = 256
     scales: tuple[float, ...] = (1.0,)
     pool: str = "max"
+    normalised: bool = False
     arch: str = "vgg19"
     preserve_colour: str | None = None
     style_blend: tuple[float, ...] | None = None
@@ -147,6 +156,8 @@ def _check_config(c: StyleConfig) -> None:
         raise ValueError(f"scales {c.scales} must increase strictly within (0, 1] and end with 1.0, e.g. (0.5, 1.0).")
     if c.pool not in ("max", "avg"):
         raise ValueError(f"pool={c.pool!r}; use 'max' or 'avg'.")
+    if not isinstance(c.normalised, bool):
+        raise ValueError(f"normalised={c.normalised!r}; use True (the paper's normalised VGG) or False.")
     if c.preserve_colour not in COLOUR_MODES:
         raise ValueError(f"preserve_colour={c.preserve_colour!r}; use None, 'luminance' or 'match'.")
     if c.style_loss not in STYLE_LOSSES:
@@ -162,8 +173,9 @@ def _check_config(c: StyleConfig) -> None:
 
 PRESETS: dict[str, StyleConfig] = {
     # Gatys et al. (2016): content conv4_2, style conv1_1..conv5_1 weighted equally, alpha/beta = 1e-3,
-    # average pooling, white-noise init, L-BFGS, 512 px.
-    "gatys": StyleConfig(alpha=1.0, beta=1e3, init="noise", pool="avg", optimizer="lbfgs", steps=500, size=512),
+    # the normalised VGG19 with average pooling, white-noise init, L-BFGS, 512 px.
+    "gatys": StyleConfig(alpha=1.0, beta=1e3, init="noise", pool="avg", normalised=True, optimizer="lbfgs", steps=500,
+                         size=512),
     # deeplearning.ai's course notebook: alpha = 10, beta = 40, Adam with learning rate 2.0 on 0-255 pixels
     # (2/255 on ours), initial image 60 % noise + 40 % content, 400 px wide, 200 iterations.
     "deeplearning_ai": StyleConfig(alpha=10.0, beta=40.0, convention="deeplearning_ai", init="mix",

@@ -215,7 +215,7 @@ def _objective(extractor, P, A, config: StyleConfig, history: list, precision: s
 # Fields that may change between a run and its resumption without making the saved state meaningless.
 RESUMABLE_CHANGES = ("steps", "save_every", "precision")
 # Fields added to StyleConfig after checkpoints were first written, with the values those runs used.
-ADDED_FIELDS = {"style_loss": "gram", "content_target": "content"}
+ADDED_FIELDS = {"style_loss": "gram", "content_target": "content", "normalised": False}
 # What _save_checkpoint writes; a file without all of them is not a checkpoint of a run.
 CHECKPOINT_FIELDS = ("image", "optimizer", "step", "scale", "losses", "config")
 
@@ -298,7 +298,8 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
         styles: one painting (1, 3, H', W') or several; their Gram matrices are blended by ``config.style_blend``.
         config: the run's settings (see :data:`PRESETS`).
         extractor: a :class:`nstlab.vgg.VGGFeatures` with every layer of the config, on ``device``; by default
-            one is built (pretrained weights, or what ``fallback`` allows).
+            one is built (pretrained weights, or what ``fallback`` allows) with ``config.pool`` and
+            ``config.normalised``; a given extractor keeps its own pooling and normalisation.
         backbone: a :class:`nstlab.weights.Backbone` to build the extractor from, instead of loading one.
         fallback: ``"untrained"`` to accept a random network when the weights are unavailable (the result
             then says ``pretrained=False``).
@@ -356,7 +357,8 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
         from nstlab.weights import load_backbone
 
         backbone = backbone or load_backbone(config.arch, fallback=fallback, seed=config.seed)
-        extractor = VGGFeatures(layers, arch=config.arch, pool=config.pool, backbone=backbone).to(device)
+        extractor = VGGFeatures(layers, arch=config.arch, pool=config.pool, normalised=config.normalised,
+                                backbone=backbone).to(device)
         if device.type in ("cpu", "cuda"):
             extractor = channels_last(extractor)  # our own copy, converted once: channels-last convolutions
     missing = [name for name in layers if name not in getattr(extractor, "layers", ())]

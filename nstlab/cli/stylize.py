@@ -67,6 +67,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--content-target", choices=("content", "adain"),
                    help="pull the content layers towards the photo's features (default) or AdaIN(photo, style)")
     p.add_argument("--pool", choices=("max", "avg"), help="pooling in VGG")
+    p.add_argument("--normalised", action=argparse.BooleanOptionalAction, default=None,
+                   help="the paper's normalised VGG, each filter rescaled to mean activation 1 (default: as the "
+                        "preset says; gatys: on); the untrained network is rescaled per layer")
     p.add_argument("--arch", choices=("vgg19", "vgg16"), help="network")
     p.add_argument("--preserve-colour", choices=("luminance", "match"), help="keep the content image's colours")
     p.add_argument("--seed", type=int, help="seed of the initial noise")
@@ -110,7 +113,7 @@ def _refuse_unwritable(path: Path, option: str) -> None:
 # Option name on the command line -> StyleConfig field.
 OVERRIDES = ("size", "steps", "alpha", "beta", "tv_weight", "content_layers", "style_layers", "style_layer_weights",
              "style_blend", "init", "init_mix", "optimizer", "lr", "scales", "scale_steps", "pool", "arch", "preserve_colour",
-             "seed", "save_every", "style_loss", "content_target", "precision")
+             "seed", "save_every", "style_loss", "content_target", "precision", "normalised")
 
 
 def _config(args: argparse.Namespace):
@@ -130,7 +133,8 @@ def _config(args: argparse.Namespace):
 def _statistics(config) -> str:
     """The style loss and content target, when they are not the paper's, for the line announcing the run."""
     parts = ([f"style loss {config.style_loss}"] if config.style_loss != "gram" else []) + \
-            (["AdaIN content target"] if config.content_target == "adain" else [])
+            (["AdaIN content target"] if config.content_target == "adain" else []) + \
+            [f"{'normalised ' if config.normalised else ''}{config.arch.upper()} with {config.pool} pooling"]
     return "".join(f", {p}" for p in parts)
 
 
