@@ -816,20 +816,20 @@ def softmax(z):
     ### END SOLUTION
 
 # %% [check] id=check_softmax points=2
-z_check = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]], dtype=torch.float64)
-result = softmax(z_check)
+z_square = torch.tensor([[0.0, 1.0, 2.0], [3.0, 1.0, 0.0], [-1.0, 5.0, 1.0]], dtype=torch.float64)  # N = K = 3
+result = softmax(z_square)
 checks.check_type(result, torch.Tensor, name="softmax(z)")
-checks.check_shape(result, (2, 3), name="softmax(z)")
-checks.check_close(result, mlp.softmax(z_check), name="softmax(z)",
-                   mistakes={"each column sums to 1 instead of each row: normalise over the K scores of an example "
-                             "(dim=1), not over the batch (dim=0)": mlp.softmax(z_check.T).T})
-z_square = torch.tensor([[0.0, 1.0, 2.0], [3.0, 1.0, 0.0], [-1.0, 5.0, 1.0]], dtype=torch.float64)
+checks.check_shape(result, (3, 3), name="softmax(z)")
 m_flat, m_keep = z_square.amax(dim=1), z_square.amax(dim=1, keepdim=True)  # (3,) and (3, 1)
 keepdim_hint = "a max or sum of shape (N,) broadcasts along the columns, not the rows: keep the shape (N, 1) with keepdim=True"
-checks.check_close(softmax(z_square), mlp.softmax(z_square), name="softmax of a 3 × 3 z (as many examples as scores)",
-                   mistakes={keepdim_hint: torch.exp(z_square - m_flat) / torch.exp(z_square - m_flat).sum(dim=1),
+checks.check_close(result, mlp.softmax(z_square), name="softmax of a 3 × 3 z (as many examples as scores)",
+                   mistakes={"each column sums to 1 instead of each row: normalise over the K scores of an example "
+                             "(dim=1), not over the batch (dim=0)": mlp.softmax(z_square.T).T,
+                             keepdim_hint: torch.exp(z_square - m_flat) / torch.exp(z_square - m_flat).sum(dim=1),
                              keepdim_hint + " (the max)": torch.exp(z_square - m_flat) / torch.exp(z_square - m_flat).sum(dim=1, keepdim=True),
                              keepdim_hint + " (the sum)": torch.exp(z_square - m_keep) / torch.exp(z_square - m_keep).sum(dim=1)})
+z_check = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]], dtype=torch.float64)
+checks.check_close(softmax(z_check), mlp.softmax(z_check), name="softmax of a 2 × 3 z")
 z_big = torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, -999.0, -1000.0]], dtype=torch.float64)
 big = softmax(z_big)
 checks.check_type(big, torch.Tensor, name="softmax(z_big)")
