@@ -198,6 +198,10 @@ def feedback(name: str, *, root: Path | None = None, quiet: bool = False) -> lis
                       root=root, check=False, capture=True)
     if not quiet:
         print(result.stdout, result.stderr, sep="", end="")
+        from nstlab.course.batch import awaiting_manual_grade, manual_grading_note
+
+        if note := manual_grading_note(name, awaiting_manual_grade(name, root=root)):
+            print(f"feedback shows these answers without a score: {note}")
     missing = []
     for graded in sorted((root / "course" / "autograded").glob(f"*/{name}/{name}.ipynb")):
         student = graded.parent.parent.name

@@ -4,7 +4,14 @@
 records as "not graded" every submission it cannot even read, runs nbgrader's own ``autograde`` — in
 ``jobs`` parallel nbgrader processes with private copies of the gradebook, then once more to record every
 grade from one process — and returns an :class:`Autograded` whose :meth:`~Autograded.summary` tells the
-instructor how many were graded, not graded (and why) and flagged (and for what).
+instructor how many were graded, not graded (and why) and flagged (and for what), and how many written answers
+wait for the instructor's grading.
+
+Written answers (``[written]`` cells, see :mod:`nstlab.course.authoring`) are nbgrader's manually graded
+answers: autograding gives an unanswered one 0 ("No response.") and leaves an answered one without a score,
+marked ``needs_manual_grade`` in the gradebook, until the instructor grades it in nbgrader's formgrader. Until
+then nbgrader's totals count it as nothing, so :func:`awaiting_manual_grade` lists them and the summary and
+``nstlab course feedback`` say so.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nstlab.course import (
@@ -25,6 +32,58 @@ from nstlab.course import (
     nbgrader,
 )
 
+# Where an instructor grades written answers: nbgrader's formgrader, a Jupyter server extension started from
+# the folder that holds nbgrader_config.py (nbgrader 0.9 has no separate command for it).
+HOW_TO_GRADE_BY_HAND = ("grade them in nbgrader's formgrader (`cd course && jupyter lab`, then Nbgrader > "
+                        "Formgrader > Manual Grading), then run `nstlab course feedback {assignment}`")
+
+
+def awaiting_manual_grade(name: str, *, root: Path | None = None) -> dict[str, list[str]]:
+    """The graded cells of an assignment that wait for the instructor, per student, from the gradebook.
+
+    Returns:
+        ``{student: [grade_id, ...]}`` for every submission with a cell nbgrader marked ``needs_manual_grade``
+        (an answered written question; also a check cell missing from the submission), in notebook order.
+        Students with nothing to grade by hand are left out.
+    """
+    from nbgrader.api import Gradebook
+
+    root = root or course_root()
+    gradebook = root / "course" / "gradebook.db"
+    if not gradebook.is_file():
+        return {}
+    order = _cell_order(root / "notebooks" / name / f"{name}.ipynb")
+    waiting: dict[str, list[str]] = {}
+    with Gradebook(f"sqlite:///{gradebook}") as db:
+        for submission in db.assignment_submissions(name):  # none for an assignment the gradebook lacks
+            ids = [grade.name for notebook in submission.notebooks for grade in notebook.grades
+                   if grade.needs_manual_grade]
+            if ids:
+                waiting[submission.student_id] = sorted(ids, key=lambda i: (order.get(i, len(order)), i))
+    return dict(sorted(waiting.items()))
+
+
+def _cell_order(release: Path) -> dict[str, int]:
+    """Position of each graded cell in the release, so that lists follow the notebook."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(release, as_version=4).cells
+    except (OSError, ValueError):
+        return {}
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in cells]
+    return {grade_id: i for i, grade_id in enumerate(ids) if grade_id}
+
+
+def manual_grading_note(name: str, waiting: dict[str, list[str]]) -> str:
+    """One line telling the instructor how many answers wait for them and how to grade them ("" if none)."""
+    if not waiting:
+        return ""
+    count = sum(len(ids) for ids in waiting.values())
+    return (f"{count} answer{'s' * (count != 1)} of {len(waiting)} student{'s' * (len(waiting) != 1)} "
+            f"await{'s' * (count == 1)} grading by hand (written questions; not in the scores until graded): "
+            + HOW_TO_GRADE_BY_HAND.format(assignment=name))
+
 
 @dataclass
 class Autograded:
@@ -34,6 +93,7 @@ class Autograded:
     reports: list  # of nstlab.course.reports.Report, one per submission
     seconds: float
     jobs: int
+    by_hand: dict[str, list[str]] = field(default_factory=dict)  # student -> grade ids awaiting the instructor
 
     @property
     def graded(self) -> list:
@@ -58,6 +118,10 @@ class Autograded:
         for report in self.flagged:
             for flag in report.flags:
                 lines.append(f"  flagged     {report.student}: {flag}")
+        for student, ids in self.by_hand.items():
+            lines.append(f"  by hand     {student}: {', '.join(ids)}")
+        if self.by_hand:
+            lines.append(manual_grading_note(self.assignment, self.by_hand))
         return "\n".join(lines)
 
 
@@ -139,7 +203,9 @@ def autograde(name: str, *, student: str | None = None, timeout: int | None = No
             report = reports.Report(who, name, "not graded", reason)
             reports.write_report(course, report)
         found.append(report)
-    return Autograded(name, found, time.perf_counter() - start, jobs)
+    graded = {r.student for r in found if r.status == "graded"}
+    by_hand = {who: ids for who, ids in awaiting_manual_grade(name, root=root).items() if who in graded}
+    return Autograded(name, found, time.perf_counter() - start, jobs, by_hand)
 
 
 def _run_in_parallel(name: str, students: list[str], root: Path, scratch: Path, jobs: int,

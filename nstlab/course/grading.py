@@ -10,7 +10,9 @@ sanitize (before running)
                            becomes an ordinary cell and the student is flagged, instead of the whole notebook
                            failing to validate
 :class:`RestoreCells`      nbgrader's restoring of locked cells from the gradebook, which reports a change only
-                           for cells whose source differs from what the student was given
+                           for cells whose source differs from what the student was given; a graded cell's
+                           grade, solution and points (a written answer's too) come back from the gradebook,
+                           reported as tampering when changed
 run
 :class:`SandboxedExecute`  each kernel in the sandbox of :mod:`nstlab.course.sandbox`; the library's functions
                            restored before every graded cell (:mod:`nstlab.course.guard`); a kernel that dies
@@ -144,6 +146,8 @@ class RestoreCells(OverwriteCells):
 
     def preprocess_cell(self, cell, resources, cell_index):
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id is not None:
+            self._restore_roles(cell, grade_id)
         submitted = cell.source
         cell, resources = super().preprocess_cell(cell, resources, cell_index)
         if grade_id is not None and cell.metadata.get("nbgrader", {}).get("locked") and submitted != cell.source:
@@ -155,6 +159,31 @@ class RestoreCells(OverwriteCells):
                 add_event(self._resources, "tampered", f"locked cell {grade_id} was edited; restored before grading",
                           cell=cell_index, grade_id=grade_id)
         return cell, resources
+
+    def _restore_roles(self, cell, grade_id: str) -> None:
+        """Give back the grade and solution flags the gradebook recorded for this cell.
+
+        nbgrader restores a cell's type, locked flag and points, not these two: a written answer whose
+        ``grade`` flag the student removed would no longer be graded, and one turned into a non-solution cell
+        would lose its "No response" comment. Both count as tampering, like an edited check cell.
+        """
+        from nbgrader.api import MissingEntry
+
+        try:
+            self.gradebook.find_source_cell(grade_id, self.notebook_id, self.assignment_id)
+        except MissingEntry:
+            return  # a cell the gradebook does not know: nbgrader drops its id next
+        meta = cell.metadata.nbgrader
+        for role, find in (("grade", self.gradebook.find_grade_cell), ("solution", self.gradebook.find_solution_cell)):
+            try:
+                recorded = find(grade_id, self.notebook_id, self.assignment_id)
+            except MissingEntry:
+                recorded = None
+            if bool(meta.get(role)) != (recorded is not None):
+                self.report_change(grade_id, role, recorded is not None, meta.get(role))
+                meta[role] = recorded is not None
+            if role == "grade" and recorded is not None and "points" not in meta:
+                meta["points"] = recorded.max_score  # nbgrader compares them next, and restores a changed value
 
     def report_change(self, name, attr, old, new):
         if attr != "checksum":  # checksum changes are judged in preprocess_cell, against the release
