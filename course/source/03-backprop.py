@@ -21,7 +21,7 @@
 # 8. softmax outputs and the cross-entropy, and why they learn faster than squared error on sigmoid outputs;
 # 9. the same network in PyTorch with autograd.
 #
-# **Runtime** (fast profile): about 18 s on a 2-core CPU; GPU: not measured yet.
+# **Runtime** (fast profile): about 35 s on a 2-core CPU; GPU: not measured yet.
 
 # %%
 import matplotlib.pyplot as plt
@@ -29,6 +29,9 @@ import torch
 
 from nstlab import checks, data, gradcheck, mlp, profiles
 
+# The networks here are tiny: splitting each small matrix product over several CPU threads costs more in
+# coordination than it saves, and on a busy machine it was measured to be up to fifty times slower.
+torch.set_num_threads(1)
 profile = profiles.get_profile()
 print(profiles.describe(profile))
 
