@@ -3,17 +3,78 @@
 Before starting, every released notebook that is not yet in ``work/`` is copied there (see
 :func:`nstlab.course.start`); notebooks already in ``work/`` are the student's and are never touched, so
 pulling a course update and running ``make lab`` again is always safe.
+
+This is the students' lab: nbgrader's instructor panels (Formgrader, Create Assignment, and the Assignment
+and Course lists of a JupyterHub exchange, which this course does not use) are switched off for this launch
+only, and "Validate" stays on every notebook's toolbar. Nothing is changed in the environment, so the
+instructor's ``jupyter lab`` and ``nstlab course`` commands keep all of nbgrader; ``nstlab lab --instructor``
+starts the lab with it too. How: a configuration folder put first on ``JUPYTER_CONFIG_PATH`` for this launch
+(see :func:`student_config`), where JupyterLab reads which plugins are disabled (``labconfig/page_config.json``)
+and Jupyter Server which server extensions to load.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from nstlab import course
 from nstlab.cli import UserError
+
+# nbgrader's JupyterLab plugins that are for instructors (or for a JupyterHub exchange); students keep
+# "@jupyter/nbgrader:validate-assignment", the Validate button.
+INSTRUCTOR_PLUGINS = (
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:create-assignment",
+    "@jupyter/nbgrader:assignment-list",
+    "@jupyter/nbgrader:course-list",
+    "@jupyter/nbgrader:menu",  # the "Nbgrader" menu, which holds only the panels above
+)
+# The server side of the same panels: without them their URLs (/formgrader ...) answer 404 in the student lab.
+INSTRUCTOR_SERVER_EXTENSIONS = (
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.assignment_list",
+    "nbgrader.server_extensions.course_list",
+)
+CONFIG_PATH_VAR = "JUPYTER_CONFIG_PATH"
+
+
+def student_config(folder: Path) -> Path:
+    """Write the student lab's Jupyter configuration into ``folder`` (made if needed) and return it.
+
+    ``labconfig/page_config.json`` disables :data:`INSTRUCTOR_PLUGINS`; ``jupyter_server_config.d/`` turns
+    off :data:`INSTRUCTOR_SERVER_EXTENSIONS`. A folder first on ``JUPYTER_CONFIG_PATH`` takes precedence
+    over the environment's own settings, key by key, so every other extension stays as installed.
+    """
+    files = {
+        Path("labconfig") / "page_config.json": {"disabledExtensions": {name: True for name in INSTRUCTOR_PLUGINS}},
+        Path("jupyter_server_config.d") / "nstlab-student-lab.json": {
+            "ServerApp": {"jpserver_extensions": {name: False for name in INSTRUCTOR_SERVER_EXTENSIONS}}},
+    }
+    for relative, content in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.writing")
+        tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)  # a lab starting at the same moment reads the old file or the new one, never half
+    return folder
+
+
+def student_config_folder() -> Path:
+    """Where the student lab's configuration is written: the user's cache (``$XDG_CACHE_HOME``, ``~/.cache``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "nstlab" / "student-lab"
+
+
+def lab_environment(config: Path | None, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment JupyterLab starts with: ``config`` first on ``JUPYTER_CONFIG_PATH`` (None: unchanged)."""
+    env = dict(os.environ if environ is None else environ)
+    if config is not None:
+        env[CONFIG_PATH_VAR] = os.pathsep.join(p for p in (str(config), env.get(CONFIG_PATH_VAR, "")) if p)
+    return env
 
 
 def lab_command(root: Path, extra: list[str]) -> list[str]:
@@ -35,6 +96,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Copy released notebooks that are missing from work/ (never overwriting), then start "
         "JupyterLab with the course beside them. Extra options go to jupyter lab (e.g. --no-browser --port 8889).",
     )
+    parser.add_argument("--instructor", action="store_true",
+                        help="keep nbgrader's instructor panels (Formgrader, Create Assignment); students do not "
+                        "need them")
     parser.set_defaults(_passes_unknown_options=True)  # everything unknown goes to jupyter lab
     return parser
 
@@ -50,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     except course.CourseError as err:
         raise UserError(str(err)) from err
     command = lab_command(root, args.extra)
+    config = None if args.instructor else student_config(student_config_folder())
     print("starting JupyterLab: your notebooks are in work/, the course material beside them", flush=True)
-    os.execv(command[0], command)
+    os.execve(command[0], command, lab_environment(config))
     return 0  # not reached: execv replaces this process

@@ -1,0 +1,118 @@
+"""What a student sees of nbgrader in `nstlab lab`: the Validate button, not the instructor's panels.
+
+The student lab is a real JupyterLab in a real (headless) Chromium; `nstlab lab --instructor` is the same lab
+with nbgrader whole, which shows that the test sees the panels where they are. Needs Debian's ``chromium``
+(CI installs it); skipped with a reason where no Chromium is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, free_port, wait_for_http
+
+from nstlab.cli import lab as cli_lab
+
+TOKEN = "nstlab-student-lab-test"
+NOTEBOOK = "work/00-welcome/00-welcome.ipynb"
+# The palette has filtered for "nbgrader": nothing matches (student), or nbgrader's own category shows.
+FILTERED_JS = """() => {
+  const content = document.querySelector('.jp-ModalCommandPalette .lm-CommandPalette-content');
+  return content !== null && (content.querySelectorAll('.lm-CommandPalette-item').length === 0
+    || Array.from(content.querySelectorAll('.lm-CommandPalette-header')).some(h => /nbgrader/i.test(h.textContent)));
+}"""
+INSTRUCTOR_COMMANDS = {"Formgrader", "Create assignment", "Course List", "Assignment List"}
+
+
+def test_student_config_disables_only_the_instructor_plugins(tmp_path: Path):
+    """The files JupyterLab and Jupyter Server read: instructor plugins off, Validate not mentioned (so on)."""
+    folder = cli_lab.student_config(tmp_path / "config")
+    page = json.loads((folder / "labconfig" / "page_config.json").read_text())
+    assert set(page["disabledExtensions"]) == set(cli_lab.INSTRUCTOR_PLUGINS)
+    assert not any("validate" in name for name in page["disabledExtensions"])
+    server = json.loads((folder / "jupyter_server_config.d" / "nstlab-student-lab.json").read_text())
+    assert server["ServerApp"]["jpserver_extensions"] == dict.fromkeys(cli_lab.INSTRUCTOR_SERVER_EXTENSIONS, False)
+
+
+def test_lab_environment_puts_the_student_config_first_and_keeps_the_users_paths(tmp_path: Path):
+    env = cli_lab.lab_environment(tmp_path, {"JUPYTER_CONFIG_PATH": "/etc/site-jupyter", "HOME": "/home/a"})
+    assert env["JUPYTER_CONFIG_PATH"] == os.pathsep.join([str(tmp_path), "/etc/site-jupyter"])
+    assert env["HOME"] == "/home/a"
+    assert "JUPYTER_CONFIG_PATH" not in cli_lab.lab_environment(None, {"HOME": "/home/a"})
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.fixture(params=["student", "instructor"])
+def running_lab(request, course_copy: Path, tmp_path: Path):
+    """`nstlab lab` (or `nstlab lab --instructor`) on a private copy of the course; yields (kind, base URL)."""
+    port = free_port()
+    options = ["--instructor"] if request.param == "instructor" else []
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nstlab.cli", "lab", *options, "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={TOKEN}"],
+        cwd=course_copy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},  # the student config stays in tmp_path
+    )
+    base = f"http://127.0.0.1:{port}"
+    assert wait_for_http(f"{base}/api/status?token={TOKEN}"), "JupyterLab did not answer within 90 s"
+    try:
+        yield request.param, base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_student_lab_shows_validate_and_hides_nbgraders_instructor_panels(running_lab, tmp_path: Path):
+    from playwright.sync_api import sync_playwright
+
+    kind, base = running_lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={TOKEN}", timeout=90_000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+            validate = page.locator(".jp-NotebookPanel-toolbar").get_by_role("button", name="Validate")
+            validate.wait_for(timeout=30_000)
+            validates = validate.count()
+            menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+            sidebars = " ".join(page.locator(".jp-SideBar").all_inner_texts())  # "Create Assignment" is a tab
+            # The command palette lists every command a plugin registered, under its category.
+            page.locator(".jp-Notebook").click()
+            page.keyboard.press("Control+Shift+C")
+            palette = page.locator(".jp-ModalCommandPalette .lm-CommandPalette")
+            palette.locator(".lm-CommandPalette-input").fill("nbgrader")
+            page.wait_for_function(FILTERED_JS, timeout=30_000)
+            commands = palette.locator(".lm-CommandPalette-itemLabel").all_inner_texts()
+        finally:
+            page.screenshot(path=str(tmp_path / f"{kind}-lab.png"))
+            browser.close()
+    assert validates == 1
+    formgrader = _status(f"{base}/formgrader?token={TOKEN}")
+    if kind == "student":
+        assert "Nbgrader" not in menus, menus
+        assert "Create Assignment" not in sidebars, sidebars
+        assert not INSTRUCTOR_COMMANDS & set(commands), commands
+        assert formgrader == 404
+    else:  # the same checks see the panels where nbgrader is whole
+        assert "Nbgrader" in menus, menus
+        assert "Create Assignment" in sidebars, sidebars
+        assert INSTRUCTOR_COMMANDS <= set(commands), commands
+        assert formgrader == 200
