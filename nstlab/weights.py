@@ -15,6 +15,10 @@ environment variables). ``NSTLAB_OFFLINE=1`` skips the network altogether (tests
 An untrained network replaces the pretrained one only when the caller asks, with ``fallback="untrained"``;
 the :class:`Backbone` then says so in ``pretrained=False`` and in its ``note``, which plots and command
 lines print.
+
+``normalised=True`` returns the normalised network of :mod:`nstlab.vgg` (Gatys et al.'s, or the untrained
+stand-in rescaled per layer); the mean activations it needs are cached in the same folder as the weights,
+as ``{arch}-activation-means-{fingerprint}.pt``.
 """
 
 from __future__ import annotations
