@@ -57,7 +57,8 @@ def open_offline(html: Path) -> dict:
     """Open ``html`` from disk in headless Chromium, refusing every request that is not for a local file.
 
     Returns what the page showed: ``typeset`` (number of typeset formulae), ``text`` (the page's text),
-    ``requests`` (every URL asked for) and ``errors`` (console errors and failed requests).
+    ``requests`` (every URL asked for), ``errors`` (console errors and failed requests) and ``bold`` (the
+    font weight of each symbol set in bold).
     """
     from playwright.sync_api import sync_playwright
 
@@ -76,16 +77,21 @@ def open_offline(html: Path) -> dict:
             page.goto(html.resolve().as_uri())
             page.wait_for_function(DONE_JS, timeout=60_000)
             typeset = page.locator(TYPESET).count()
+            bold = page.eval_on_selector_all(f"{TYPESET} [mathvariant^=bold]",
+                                             "els => els.map(e => getComputedStyle(e).fontWeight)")
             text = page.inner_text("body")
         finally:
             browser.close()
-    return {"typeset": typeset, "text": text, "requests": requests, "errors": errors}
+    return {"typeset": typeset, "text": text, "requests": requests, "errors": errors, "bold": bold}
 
 
 def _assert_typeset_offline(html: Path, seen: dict, formulae: int) -> None:
     assert seen["requests"] == [html.resolve().as_uri()], seen["requests"]  # the page itself, nothing else
     assert seen["errors"] == [], seen["errors"]
     assert seen["typeset"] == formulae, seen
+    # \mathbf and \boldsymbol symbols (four in MATHS) are drawn bold, also where the browser's MathML does
+    # not know mathvariant (Chromium)
+    assert len(seen["bold"]) == 4 and all(int(w) >= 700 for w in seen["bold"]), seen["bold"]
     for raw in ("$", r"\frac", r"\boldsymbol", r"\begin{align}"):
         assert raw not in seen["text"], f"{raw!r} left untypeset in: {seen['text'][:500]}"
 

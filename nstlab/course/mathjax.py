@@ -63,6 +63,11 @@ MathJax.Hub.Register.StartupHook("End Config", function () {
   if (outputs.length === 0) MathJax.OutputJax.NativeMML.Register("jax/mml");
 });"""
 
+# Chromium draws MathML Core, which ignores mathvariant except "normal": without these rules \mathbf{W} and
+# \boldsymbol\delta (the course's matrices and error vectors) would look like W and delta.
+MATHML_STYLE = ('math [mathvariant="bold"] { font-weight: bold; font-style: normal; text-transform: none; } '
+                'math [mathvariant="bold-italic"] { font-weight: bold; font-style: italic; }')
+
 
 class MathJaxMissing(RuntimeError):
     """MathJax is not installed with the course; the message says how to install it."""
@@ -109,6 +114,7 @@ def _macro_template() -> str:
     if "{% endraw %}" in script:  # cannot happen with MathJax 2.7.9; guards the raw block below
         raise ValueError("MathJax's code contains '{% endraw %}', which the template cannot hold")
     return ("{%- macro mathjax(url=None) -%}\n<!-- MathJax 2.7, inlined: typesets offline -->\n"
+            f"<style>{MATHML_STYLE}</style>\n"
             "<script>{% raw %}" + script + "{% endraw %}</script>\n{%- endmacro %}\n")
 
 
