@@ -10,7 +10,8 @@
 # 1. how the course stores images as tensors, and why the shape is $(N, 3, H, W)$;
 # 2. where a computation runs (CPU or GPU) and how the course chooses;
 # 3. what a *profile* is and why your notebook runs smaller on a laptop;
-# 4. how exercises, check cells and grading work — by doing two warm-up exercises;
+# 4. how exercises, check cells and grading work — by doing two warm-up exercises and answering two short
+#    written questions;
 # 5. whether the pretrained networks used later are on your machine.
 #
 # **Runtime** (fast profile): about 20 s on a 2-core CPU; GPU: not measured yet.
@@ -175,6 +176,34 @@ checks.check_true(torch.equal(before, batch), "luminance must not modify its inp
 white = luminance(torch.ones(1, 3, 2, 2))
 checks.check_close(white, torch.ones(1, 1, 2, 2), name="luminance of white (weights should sum to 1)")
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Written questions
+#
+# Some questions are answered in words. Write your answer in the cell below each question (double-click it to
+# edit it); your instructor reads and grades these by hand, so the checks above say nothing about them.
+#
+# **Question 1 (1 point).** Compute $Y$ for a white pixel $(R, G, B) = (1, 1, 1)$ and for a grey pixel
+# $(g, g, g)$. What do the results tell you about the three weights, and why is that a property we want?
+
+# %% [written] id=written_luminance_weights points=1
+# White gives $Y = 0.299 + 0.587 + 0.114 = 1$ and grey gives $Y = (0.299 + 0.587 + 0.114)\,g = g$: the three
+# weights sum to 1. So a grey pixel keeps its brightness, white stays at full brightness, and $Y$ stays in
+# $[0, 1]$ like every image of the course (it is a weighted *average* of the channels). Weights summing to
+# more than 1 would make white brighter than $1$, outside the image range; less than 1 would darken every
+# grey.
+
+# %% [markdown]
+# **Question 2 (1 point).** Your instructor's grader adds hidden tests with other sizes, seeds and properties.
+# Describe a wrong `luminance` that passes the visible check above but fails such tests.
+
+# %% [written] id=written_hidden_tests points=1
+# The visible check tries a single input: the photo, one image of one size in `float32`. Code that is right
+# only for that input passes it and fails elsewhere, for example: a `luminance` that returns a stored copy of
+# the expected result for the photo (hard-coded), one that only handles a batch of one (`image[0]`, or a
+# reshape with the photo's size written in), one that converts to `float32` and so loses the `float64` the
+# caller gave it, or one that modifies its input in place. Hidden tests with another batch size, shape and
+# dtype, and properties such as "white gives 1" and "the input is unchanged", catch each of these.
 
 # %% [markdown]
 # ## 3 · Devices: where the arithmetic happens

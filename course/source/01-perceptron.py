@@ -236,6 +236,23 @@ for d, eta in [(1, 1.0), (4, 0.3), (6, 0.01)]:
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ### Written question · the bias
+#
+# Answer in a few sentences in the cell below (double-click it to edit); your instructor grades it by hand.
+#
+# **Question (2 points).** The rule updates the bias like a weight whose input is always 1. Suppose the
+# perceptron had no bias at all ($b = 0$ for ever). Which decision boundaries could it still draw in the plane
+# of $(x_1, x_2)$, and could it compute AND? Justify with the four inequalities, as section 5 does for XOR.
+
+# %% [written] id=written_bias points=2
+# Without a bias the boundary $w_1 x_1 + w_2 x_2 = 0$ always passes through the origin: the weights can only
+# turn the line, not slide it. It cannot compute AND. AND needs $\hat y = 1$ for $(1, 1)$, so
+# $w_1 + w_2 > 0$, and $\hat y = 0$ for $(1, 0)$ and $(0, 1)$, so $w_1 \le 0$ and $w_2 \le 0$; adding the
+# last two gives $w_1 + w_2 \le 0$, a contradiction. (The point $(0, 0)$ gives $z = 0$ and so the answer 0
+# whatever the weights.) The bias is what moves the line away from the origin, and it is learnt like a weight
+# on an input that is always 1.
+
+# %% [markdown]
 # ## 4 · Training on AND and OR
 #
 # One pass of the rule over every training example is an **epoch**. We repeat epochs until an epoch ends
@@ -338,6 +355,22 @@ checks.check_close(mine.w, reference.w, name="w on random separable 3-D data")
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ### Written question · the learning rate
+#
+# **Question (2 points).** Section 4 says that, from zero weights, the learning rate $\eta$ only rescales
+# $w$ and $b$, so every $\eta > 0$ makes the same sequence of decisions. Explain why. (Hint: what happens to
+# $\hat y = f(w \cdot x + b)$ when $w$ and $b$ are both multiplied by the same positive number?)
+
+# %% [written] id=written_eta_scale points=2
+# Compare a run with learning rate $\eta$ and a run with $\eta = 1$, on the same examples in the same order.
+# At the start both have $w = 0$, $b = 0$, so $(w, b)_\eta = \eta\,(w, b)_1$. If that holds before a step,
+# then $z_\eta = \eta\,z_1$ has the same sign as $z_1$ (because $\eta > 0$), the step function gives the same
+# $\hat y$, both runs see the same error $y - \hat y$, and the updates $\eta\,(y - \hat y)\,x$ and
+# $1 \cdot (y - \hat y)\,x$ again differ by the factor $\eta$. By induction the relation holds after every
+# step: the same mistakes, the same number of epochs, and the same boundary line, since
+# $\eta\,(w \cdot x + b) = 0$ is the same line as $w \cdot x + b = 0$.
+
+# %% [markdown]
 # ## 5 · XOR: a problem no perceptron can solve
 #
 # XOR ("exclusive or") outputs 1 when exactly one input is 1. Look at its four points: the two 1s sit on one
@@ -379,6 +412,21 @@ plt.close(fig)
 # is to stack perceptron-like units in layers with a smooth activation, so that a *hidden layer* can bend the
 # boundary. Notebook 02 first replaces the step by something we can differentiate.
 #
+# ### Written question · a third input
+#
+# **Question (2 points).** Give each example a third input, the product $x_3 = x_1 x_2$. Can a single
+# perceptron with the inputs $(x_1, x_2, x_3)$ compute XOR? If so, give weights and a bias and check all four
+# inputs; then say what this suggests about what a hidden layer could do.
+
+# %% [written] id=written_xor_feature points=2
+# Yes. XOR $= x_1 + x_2 - 2 x_1 x_2$ on the four corners, so take $w = (1, 1, -2)$ and $b = -0.5$:
+# $(0, 0, 0)$ gives $z = -0.5$, so 0; $(0, 1, 0)$ and $(1, 0, 0)$ give $z = 0.5$, so 1; $(1, 1, 1)$ gives
+# $z = 1 + 1 - 2 - 0.5 = -0.5$, so 0. In the three-dimensional input space the four points are linearly
+# separable (a plane splits them), although their projections on $(x_1, x_2)$ are not. A hidden layer can
+# compute such new features from the inputs by itself, learnt instead of chosen by hand, so that the next
+# layer's units only need to draw straight lines (planes) in the space of those features.
+
+# %% [markdown]
 # ## Lecture demo · the perceptron stepper
 #
 # The widget below applies the rule one example at a time. Choose a gate and a learning rate, press *step*,

@@ -321,6 +321,26 @@ print("income rise per year of experience, in thousands:", round(float(fit3.w[0]
       "(the hidden rule used 1.5)")
 
 # %% [markdown]
+# ### Written question · the long valley
+#
+# Answer in a few sentences in the cell below (double-click it to edit); your instructor grades it by hand.
+#
+# **Question (2 points).** On experience alone the loss surface is a long, nearly flat valley, and batch
+# gradient descent creeps along its floor. Why can $w$ and $b$ "trade off against each other" here, and why
+# does standardising the feature make the valley round?
+
+# %% [written] id=written_valley points=2
+# Every $x$ lies between 0 and 4 decades, spread around its mean $\bar x$, far from 0. Raising $w$ by $\delta$
+# and lowering $b$ by $\delta \bar x$ changes each prediction by $\delta\,(x_n - \bar x)$ instead of
+# $\delta\,x_n$: less, up for some people and down for others, so $E$ rises only slowly along that direction,
+# the valley's floor, while across it $E$ rises steeply. The step size must be small enough for the steep
+# direction (section 7 makes this precise), so along the flat one each step removes only a tiny fraction of
+# the distance. Standardising makes the mean 0: then changing $w$ no longer shifts the average prediction,
+# $w$ and $b$ stop sharing the work (the Hessian $\sum_n [x_n; 1][x_n; 1]^\top$ becomes diagonal, $N$ times
+# the identity when the spread is 1 too), both directions curve alike, the valley is round, and the gradient
+# points straight at the minimum.
+
+# %% [markdown]
 # ## 6 · Stochastic gradient descent
 #
 # Batch descent looks at all $N$ examples before taking one step. With a million examples that is slow.
@@ -403,6 +423,23 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
+# ### Written question · SGD and the perceptron rule
+#
+# **Question (2 points).** The SGD step $w \leftarrow w + \eta\,(y_n - \hat y_n)\,x_n$ looks exactly like the
+# perceptron rule of notebook 01. What is the difference, and why does it let the linear unit settle near a
+# best compromise on data that no line fits, where the perceptron kept jumping for ever?
+
+# %% [written] id=written_sgd_vs_perceptron points=2
+# The formula is the same, but $\hat y$ is not: the perceptron uses $\hat y = \mathrm{step}(w \cdot x + b)$, so
+# $y - \hat y$ is only $0$ or $\pm 1$, and every mistake, however small, costs a correction of full size while
+# a right answer, however narrow, costs none. The linear unit uses $\hat y = w \cdot x + b$, so the
+# correction is proportional to *how* wrong the prediction is, and the step is the (negative) gradient of
+# one example's term of the smooth objective $E$. Near the minimum of $E$ the errors of the examples balance
+# (the summed gradient is zero), so batch descent stops there and SGD only jitters around it, by an amount
+# that shrinks with $\eta$. The perceptron has no such objective: on data that are not separable some
+# example is always misclassified and always pushes the line by a full step.
+
+# %% [markdown]
 # ## 7 · The learning rate: too small, about right, divergent
 #
 # For a quadratic $E$ the behaviour of gradient descent is set by the *curvature* along the steepest
@@ -432,6 +469,20 @@ axes[1].set_title("E after each step")
 fig.tight_layout()
 plt.show()
 plt.close(fig)
+
+# %% [markdown]
+# ### Written question · more data
+#
+# **Question (1 point).** The same kind of data, but twice as many people: $N = 100$ instead of 50. A batch
+# learning rate $\eta = 1.5/\lambda_{\max}$ worked for $N = 50$. What happens with the same $\eta$ on the
+# new data, and what would you change?
+
+# %% [written] id=written_more_data points=1
+# $E$ is a sum over the examples, and so is its Hessian $\sum_n [x_n; 1][x_n; 1]^\top$: with twice as many
+# examples drawn the same way, $\lambda_{\max}$ roughly doubles. The old $\eta = 1.5/\lambda_{\max}^{(50)}$ is
+# then about $3/\lambda_{\max}^{(100)}$, above the limit $2/\lambda_{\max}$: every step overshoots further and
+# $E$ explodes. Halve $\eta$ (scale it like $1/N$), or use the mean instead of the sum in $E$, which does the
+# same.
 
 # %% [markdown]
 # ## Lecture demo · the gradient-descent explorer

@@ -485,6 +485,25 @@ print(f"input {tuple(photo.shape)} -> output {tuple(untrained_out.shape)}, "
 show_row([photo, untrained_out], ["photo", "an untrained transform network"], "before training")
 
 # %% [markdown]
+# ### Written question · instance or batch normalisation
+#
+# Answer in a few sentences in the cell below (double-click it to edit); your instructor grades it by hand.
+#
+# **Question (2 points).** A trained transform network stylises a photo twice: alone, and in a batch together
+# with the dark picture of the night sky. With instance normalisation, are the two results for the photo the
+# same? With batch normalisation, while training and at test time? Use the formula for $\mu$.
+
+# %% [written] id=written_instance_norm points=2
+# With instance normalisation, yes: $\mu_{nc}$ and $\sigma_{nc}$ are computed over the positions of image $n$
+# alone, so the other images of the batch never enter the photo's computation. With batch normalisation in
+# training mode, no: the mean and variance of each channel are taken over the whole batch and all positions,
+# so the night sky pulls the mean down and changes what the photo's activations are normalised to, and the
+# photo's result depends on its neighbours. At test time batch normalisation uses running averages from
+# training instead, so the two results agree, but the photo is then normalised with statistics it was not
+# trained with, and its own contrast is not removed; instance normalisation removes each image's contrast
+# and treats every image the same way in training and at test time.
+
+# %% [markdown]
 # ## 3 · The perceptual loss
 #
 # The network's output $\hat y = f_W(x)$ is judged by a frozen VGG16 $\phi$ (the **loss network**); let
@@ -665,6 +684,24 @@ with checks.no_tf32():
                                 fast.perceptual_loss(feats, target, own, **kwargs), strict=True):
             checks.check_close(mine, theirs, rtol=1e-10, atol=1e-14, name=f"perceptual_loss(..., {kwargs})")
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Written question · the size of the painting
+#
+# **Question (2 points).** The network is trained on $128 \times 128$ crops while the painting is seen at
+# $512 \times 512$. Suppose the style term used the unnormalised Gram matrix $G = F F^\top$ at each layer. By
+# about what factor would the painting's Gram entries exceed those of an output with exactly the painting's
+# texture? What would training push the network to do, and how does Johnson's $G/(C H W)$ avoid it?
+
+# %% [written] id=written_gram_size points=2
+# $G_{cc'} = \sum_{h,w} F_{chw} F_{c'hw}$ is a sum over positions, and at every layer the painting has
+# $(512/128)^2 = 16$ times as many positions as the crop. With the same texture, that is the same
+# activations per position, the painting's Gram entries are about 16 times larger. To reduce the style loss
+# the network would have to make its output's Gram matrices 16 times larger, about 4 times larger
+# activations (a Gram matrix is quadratic in $F$): exaggerated contrast and over-strong strokes instead of
+# the painting's texture, with a style term that never gets small. Dividing by $C H W$ makes $G$ an average
+# over positions, so the painting at any size and a crop of any size give Gram matrices on the same scale:
+# equal textures give equal targets.
 
 # %% [markdown]
 # ## 4 · Training
@@ -850,6 +887,19 @@ if model_path.exists() and not OVERWRITE:
     print(f"{model_path} already exists and was kept; set OVERWRITE = True to replace it with this one.")
 else:
     print(f"saved {fast.save_model(model, model_path, overwrite=OVERWRITE)}")
+
+# %% [markdown]
+# ### Written question · what needs a gradient
+#
+# **Question (1 point).** VGG16 is frozen, yet the training step runs the network's outputs $\hat y$
+# through it *with* gradients and the input photos $x$ *without* (`torch.no_grad()`). Why the difference?
+
+# %% [written] id=written_no_grad points=1
+# Frozen means VGG's own weights get no gradient and are never updated, not that no gradient flows through
+# it. The loss depends on the transform network's weights $W$ through $\hat y = f_W(x)$ and then through
+# VGG's layers, so back-propagation must pass through VGG from $\phi(\hat y)$ back to $\hat y$ and on to $W$.
+# The content target $\phi_j(x)$ depends only on the photo, not on $W$: it is a constant of the step, no
+# gradient has to reach it, and recording its graph would only cost memory and time.
 
 # %% [markdown]
 # ## 5 · How much faster?

@@ -320,6 +320,23 @@ dreams = {name: dream.dream(photo, extractors["relu4_1"], dream_settings(layer="
 show_row([photo] + [r.image for r in dreams.values()], ["photo"] + list(dreams), "DeepDream at relu4_1")
 
 # %% [markdown]
+# ### Written question · octaves
+#
+# Answer in a few sentences in the cell below (double-click it to edit); your instructor grades it by hand.
+#
+# **Question (2 points).** A unit of `relu4_1` sees a window of 68 × 68 pixels of its input, whatever the
+# image. How can a dream at `relu4_1` with octaves still contain patterns much larger than 68 pixels? Estimate
+# how large, for $K = 4$ octaves with $s = 1.4$.
+
+# %% [written] id=written_octaves points=2
+# The window is 68 pixels *of the image the network is given*. At octave $k$ that image is $s^{K-1-k}$ times
+# smaller than the final one, so a window there covers $68\,s^{K-1-k}$ pixels of the full-size picture: at
+# the first octave $68 \cdot 1.4^3 \approx 190$ pixels. Patterns grown there are enlarged with the detail and
+# added to each larger octave, which refines them with smaller windows instead of dreaming them again. So the
+# final dream holds patterns of about 190, 130, 95 and 68 pixels at once; on the full image alone every
+# pattern would be at most about 68 pixels across.
+
+# %% [markdown]
 # ## 3 · What the layers want to see
 #
 # Now the same dream at five depths. *With the pretrained network* this is the famous picture: `relu1_1`
@@ -545,6 +562,22 @@ for name, feats in [("photo", c4), ("AdaIN(photo, painting)", t4)]:
           f"Gram loss to the painting {losses.style_layer_loss(feats, losses.gram_matrix(s4)).item():10.4g}")
 
 # %% [markdown]
+# ### Written question · what AdaIN does not transplant
+#
+# **Question (2 points).** AdaIN gives the photo's features exactly the painting's mean and standard
+# deviation in every channel, yet the Gram loss to the painting does not fall to 0. Which entries of $G/M$
+# (with $M = HW$) does AdaIN match, and which not? Write $G_{cc'}/M$ with means and covariances.
+
+# %% [written] id=written_adain_gram points=2
+# $G_{cc'}/M = \frac1M \sum_k F_{ck} F_{c'k} = \operatorname{cov}(c, c') + \mu_c \mu_{c'}$, the average product of
+# two channels over the positions. On the diagonal that is $\sigma_c^2 + \mu_c^2$, which AdaIN sets to the
+# painting's: the diagonal matches (up to the small $\epsilon$). Off the diagonal, AdaIN rescales and shifts each
+# channel on its own, so the correlation between two channels stays the photo's: $\operatorname{cov}(c, c')$
+# becomes $\sigma_c(S)\,\sigma_{c'}(S)$ (the painting's standard deviations) times the photo's correlation
+# coefficient, not the painting's covariance. Those $C(C - 1)$ off-diagonal entries are what the Gram loss
+# still measures.
+
+# %% [markdown]
 # ## 6 · Why the Gram loss works: a maximum mean discrepancy
 #
 # Look at a layer's features as a **sample**: each of the $M = HW$ positions gives one vector
@@ -733,6 +766,22 @@ print(f"relu3_1: N_l = {N_l} channels, M_l = {M_l} positions in both images")
 print(f"E_l through Gram matrices = {E_l.item():.12g}")
 print(f"MMD^2_quad / (4 N_l^2)    = {by_mmd.item():.12g}   relative difference {abs(by_mmd / E_l - 1).item():.1e}")
 print(f"MMD^2_linear              = {mmd2(X3, Y3, kernel='linear').item():.6g}   (= |mean difference|^2: the means only)")
+
+# %% [markdown]
+# ### Written question · where things are
+#
+# **Question (2 points).** Why does the Gram matrix ignore *where* things are in an image? Explain it with
+# the formula for $G$ and with the MMD view of this section, and say what, in style transfer, keeps the layout
+# of the photo then.
+
+# %% [written] id=written_gram_where points=2
+# $G_{cc'} = \sum_k F_{ck} F_{c'k}$ sums the products of two channels over all positions $k$. Moving a
+# pattern elsewhere, or shuffling the positions in any way, only reorders the terms of that sum, so $G$ does
+# not change: it records which features occur together and how strongly, not where. In the MMD view the
+# positions give a cloud of $M$ feature vectors, a sample from a distribution, and the MMD compares the two
+# clouds through the kernel; a sample has no order, so the position each vector came from is lost. That is
+# why the style loss transfers the painting's textures and colours without its layout. The layout of the
+# result comes from the content loss, which compares features position by position.
 
 # %% [markdown]
 # ## 7 · Style transfer with other statistics, and with an AdaIN target
