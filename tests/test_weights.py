@@ -237,6 +237,28 @@ def test_load_backbone_returns_pretrained_features_from_a_verified_file(tmp_path
     assert not backbone.features.training and not any(p.requires_grad for p in backbone.features.parameters())
 
 
+def test_load_backbone_normalised_rescales_pretrained_weights_per_filter_and_caches_the_means(tmp_path, cache):
+    """normalised=True on a pretrained file gives the paper's per-filter normalisation, its means cached beside
+    the weights; on the untrained fallback, one factor per layer."""
+    from nstlab.vgg import VGGFeatures, normalisation_means
+
+    made = untrained_backbone("vgg16", seed=7)
+    _, spec = make_weights_file(tmp_path / "served", {f"features.{k}": v for k, v in made.features.state_dict().items()},
+                                stem="vgg16")
+    spec = WeightsSpec("vgg16", spec.url, spec.filename, spec.sha256_prefix, spec.size_bytes)
+    backbone = load_backbone("vgg16", spec=spec, normalised=True)
+    assert backbone.pretrained and backbone.normalised and "per filter" in backbone.note
+    assert len(list(cache.glob("vgg16-activation-means-*.pt"))) == 1
+    means = normalisation_means(made)
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    got = VGGFeatures(["relu1_2"], backbone=backbone)(x)["relu1_2"]
+    raw = VGGFeatures(["relu1_2"], backbone=made)(x)["relu1_2"]
+    torch.testing.assert_close(got * means[1].view(1, -1, 1, 1), raw, rtol=1e-4, atol=1e-6)
+    fallback = load_backbone("vgg16", fallback="untrained", seed=7, spec=WeightsSpec("vgg16", "file:///nonexistent/x.pth",
+                                                                                     "x.pth", "0000", 0), normalised=True)
+    assert not fallback.pretrained and fallback.normalised and "per layer" in fallback.note
+
+
 def test_load_backbone_falls_back_to_an_untrained_network_only_when_asked(monkeypatch):
     monkeypatch.setenv("NSTLAB_OFFLINE", "1")
     with pytest.raises(WeightsUnavailable):
