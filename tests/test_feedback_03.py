@@ -73,6 +73,17 @@ for epoch in range(epochs):
     losses.append(float(mlp.loss(params, X, T, activation=activation)))
 return params, losses
 """, r"E where the losses are E / N"),
+    ("train", """
+N = X.shape[0]
+losses = []
+for epoch in range(epochs):
+    order = torch.randperm(N, generator=torch.Generator().manual_seed(seed + epoch))
+    for start in range(0, N, batch_size):
+        batch = order[start : start + batch_size]
+        params = mlp.update(params, backward(params, X[batch], T[batch], activation=activation), eta=eta / batch_size)
+    losses.append(float(mlp.loss(params, X, T, activation=activation)) / N)
+return params, losses
+""", "the last batch holds only 2: divide by its size"),
     ("softmax", "return torch.exp(z) / torch.exp(z).sum(dim=1, keepdim=True)", "e\\^1000 overflows"),
     ("softmax", "e = torch.exp(z - z.max())\nreturn e / e.sum(dim=1, keepdim=True)", "each row's own largest score"),
     ("softmax", "e = torch.exp(z - z.amax(dim=0, keepdim=True))\nreturn e / e.sum(dim=0, keepdim=True)",

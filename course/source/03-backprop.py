@@ -578,6 +578,10 @@ for l in range(2):
                                  "that is with η / m (m = the batch's size)": summed[l][0],
                                  "every epoch shuffles the same way: seed epoch e's shuffle with seed + e": same_shuffle[l][0]})
     checks.check_close(mine_params[l][1], ref_params[l][1], name=f"b{l + 1} after 3 epochs of train")
+short_params, _ = train(p_small, X_small[:10], T_small[:10], epochs=1, eta=0.5, batch_size=4, seed=2)
+short_ref, _ = mlp.train(p_small, X_small[:10], T_small[:10], epochs=1, eta=0.5, batch_size=4, seed=2)
+checks.check_close(short_params[0][0], short_ref[0][0],
+                   name="W1 after one epoch of 10 examples in batches of 4 (the last batch holds only 2: divide by its size)")
 checks.check_true(type(mine_losses) is list and len(mine_losses) == 3,
                   f"losses should be a list with one number per epoch (3 epochs); got a {type(mine_losses).__name__}"
                   + (f" of length {len(mine_losses)}" if isinstance(mine_losses, (list, tuple)) else ""))
