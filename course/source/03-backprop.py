@@ -498,9 +498,9 @@ print(f"buggy backprop vs finite differences: largest relative error {gradcheck.
 #
 # which is the summed gradient of `backward` with the learning rate $\eta / m$:
 # `mlp.update(params, grads, eta=eta / m)`. Why? A sum of $m$ gradients grows with $m$, so with the sum the
-# size of a step would depend on the batch size, and every change of $m$ would need a new $\eta$ (with $m =
-# 100$, the $\eta$ that suits $m = 1$ takes steps a hundred times too long and diverges). With the mean, a
-# step has the size of one example's gradient whatever $m$ is, and $\eta$ can be chosen once. The price is
+# size of a step would depend on the batch size, and every change of $m$ would need a new $\eta$ (with
+# $m = 100$, the $\eta$ that suits $m = 1$ takes steps a hundred times too long and diverges). With the mean,
+# a step stays about the size of one example's gradient whatever $m$ is, and $\eta$ can be chosen once. The price is
 # that $\eta$ means something else than in notebook 02: Nielsen's $\eta = 3$ with $m = 10$ is a step of
 # $0.3$ times the summed gradient. PyTorch's losses average for the same reason (`reduction="mean"`, their
 # default), and notebook 04 trains with them. When $m$ does not divide $N$, the last batch of an epoch is
@@ -837,6 +837,7 @@ checks.check_close(result, mlp.softmax(z_square), name="softmax of a 3 × 3 z (a
                              keepdim_hint + " (the sum)": torch.exp(z_square - m_keep) / torch.exp(z_square - m_keep).sum(dim=1)})
 z_check = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]], dtype=torch.float64)
 checks.check_close(softmax(z_check), mlp.softmax(z_check), name="softmax of a 2 × 3 z")
+checks.check_dtype(softmax(z_check.float()), torch.float32, name="softmax of float32 scores")
 z_big = torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, -999.0, -1000.0]], dtype=torch.float64)
 big = softmax(z_big)
 checks.check_type(big, torch.Tensor, name="softmax(z_big)")
@@ -919,6 +920,7 @@ checks.check_close(result, mlp.cross_entropy(z_ce, T_ce), name="cross_entropy(z,
                    factors={"a mean over the 2 examples, where C, like E, is their sum": 1 / 2,
                             "a mean over all N·K = 6 entries (.mean()), where C is a sum": 1 / 6})
 checks.check_grad(result, mlp.cross_entropy(z_ce, T_ce), [z_ce], name="cross_entropy(z, T)")
+checks.check_dtype(cross_entropy(z_ce.detach().float(), T_ce.float()), torch.float32, name="cross_entropy of float32 scores")
 far = cross_entropy(torch.tensor([[0.0, -800.0]], dtype=torch.float64), torch.tensor([[0.0, 1.0]], dtype=torch.float64))
 checks.check_type(far, torch.Tensor, name="cross_entropy([[0, -800]], [[0, 1]])")
 checks.check_true(bool(torch.isfinite(far).all()),
