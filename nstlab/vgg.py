@@ -148,18 +148,20 @@ def activation_means(features: nn.Sequential, images: Sequence[torch.Tensor]) ->
         >>> len(means), tuple(means[0].shape), bool((means[0] >= 0).all())
         (16, (64,), True)
     """
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    device = next(features.parameters()).device  # compute where the network is
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     totals: list[torch.Tensor] = []
     with torch.no_grad():
         for x in images:
             if x.ndim != 4 or x.shape[:2] != (1, 3):
                 raise ValueError(f"expected images of shape (1, 3, H, W), got {tuple(x.shape)}.")
-            h = (x.float().cpu() - mean) / std
+            h = (x.to(device, torch.float32) - mean) / std
             per_layer = []
             for module in features:
                 h = torch.relu(h) if isinstance(module, nn.ReLU) else module(h)  # never in place on our h
                 if isinstance(module, nn.ReLU):
-                    per_layer.append(h.double().mean(dim=(0, 2, 3)))  # (C_l,): over positions
+                    per_layer.append(h.mean(dim=(0, 2, 3)).double().cpu())  # (C_l,): over positions
             totals = per_layer if not totals else [t + m for t, m in zip(totals, per_layer, strict=True)]
     return [(t / len(images)).float() for t in totals]
 
