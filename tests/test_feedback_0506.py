@@ -128,6 +128,41 @@ for _ in range(epochs):
 return last, head, losses
 """, r"the block did not change: make its copy trainable"),
     ],
+    "06-style-transfer": [
+        ("make_objective", "forgets to return the function", """
+def objective(x):
+    features = extractor(x)
+    content = torch.stack([losses.content_loss(features[layer], P) for layer, P in content_targets.items()]).sum()
+    style = losses.style_loss(features, style_grams)
+    return losses.LossParts(content, style, torch.zeros_like(content), alpha * content + beta * style)
+""", r"should return a function of the image, got NoneType"),
+        ("make_objective", "only the first content layer", """
+def objective(x):
+    features = extractor(x)
+    layer, P = next(iter(content_targets.items()))
+    content = losses.content_loss(features[layer], P)
+    style = losses.style_loss(features, style_grams)
+    return losses.LossParts(content, style, torch.zeros_like(content), alpha * content + beta * style)
+return objective
+""", "only the first content layer counts"),
+        ("make_objective", "alpha and beta swapped", """
+def objective(x):
+    features = extractor(x)
+    content = torch.stack([losses.content_loss(features[layer], P) for layer, P in content_targets.items()]).sum()
+    style = losses.style_loss(features, style_grams)
+    return losses.LossParts(content, style, torch.zeros_like(content), beta * content + alpha * style)
+return objective
+""", "alpha and beta swapped"),
+        ("make_objective", "the total through a Python float", """
+def objective(x):
+    features = extractor(x)
+    content = torch.stack([losses.content_loss(features[layer], P) for layer, P in content_targets.items()]).sum()
+    style = losses.style_loss(features, style_grams)
+    total = torch.tensor(alpha * content.item() + beta * style.item(), dtype=content.dtype)
+    return losses.LossParts(content, style, torch.zeros_like(content), total)
+return objective
+""", "carries no gradient back to its input"),
+    ],
 }
 
 

@@ -22,8 +22,11 @@
 #
 # **Pretrained weights.** VGG's ImageNet weights (548 MB) come through `nstlab.weights`. If they cannot be
 # found or downloaded, this notebook still runs, on an *untrained* VGG19 with random weights, and every
-# figure says so in red. The mechanics (shapes, names, the training code) are the same; what the pictures
-# show about *learned* features is then not meaningful. `nstlab weights status` tells you how to get them.
+# figure says so in red. The mechanics (shapes, names, the training code) are the same, and some lessons
+# still show: the reconstructions degrade with depth, because pooling and ReLUs throw information away
+# whatever the weights. What the pictures show about *learned* features does not: random filters respond to
+# some mix of brightness, colour and edges in the first blocks and to nothing specific deeper down. Each
+# section says what the pretrained network shows instead. `nstlab weights status` tells you how to get the weights.
 
 # %%
 import matplotlib.pyplot as plt
@@ -93,7 +96,10 @@ for name in names:
 # textures: their receptive fields are a few pixels wide, too small for anything more. Deeper layers combine
 # those into corners, repeated textures, eyes and wheels, and by `relu5_1` (receptive field 156 pixels)
 # a channel fires on whole object parts, at positions that are only 16 pixels apart. The maps get coarser and
-# the patterns more specific: fewer neurons fire, but what they fire on means more.
+# the patterns more specific: fewer neurons fire, but what they fire on means more. (On the untrained stand-in
+# the first two blocks still show filtered copies of the photo, since any small filter responds to some mix
+# of brightness, colour and edges; from `relu3_1` on the maps are unstructured blobs, because random filters
+# combine nothing meaningful. A trained network's deep channels fire on specific parts, such as eyes or fur.)
 
 # %%
 photo = data.builtin_image("chelsea", size=profile.widget_size)
@@ -242,18 +248,22 @@ checks.check_true(torch.equal(state_, torch.random.get_rng_state()), "reconstruc
 
 # %% [markdown]
 # The library's `transfer.reconstruct` is the same function (it also shows a progress bar). Below it
-# reconstructs the photo from a shallow and a deep layer.
+# reconstructs the photo from the first layer of each of the first four blocks, in the network Gatys et al.
+# used for their reconstructions: the *normalised* VGG19, every filter rescaled so that its mean activation
+# over natural images is 1 (`vgg.normalise_backbone`), with average instead of max pooling (notebook 06
+# explains both). The rescaling does not change what a layer records, only how much each of its channels
+# weighs in the content loss.
 
 # %%
 # Half the widget size keeps the deep search quick; at least 48 pixels wide, so that the photo's short side
 # (two thirds of the long one) stays at VGG's minimum of 32 pixels.
 small = data.builtin_image("chelsea", size=max(profile.widget_size // 2, 48))
 steps = profile.style_steps // 2
-recon_layers = ["relu1_1", "relu4_1"]
-recon_extractor = vgg.VGGFeatures(recon_layers, backbone=backbone)
+recon_layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+recon_extractor = vgg.VGGFeatures(recon_layers, backbone=vgg.normalise_backbone(backbone), pool="avg")
 reconstructions = {name: transfer.reconstruct(recon_extractor, small, name, steps=steps, seed=profile.seed)
                    for name in recon_layers}
-fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+fig, axes = plt.subplots(1, 1 + len(recon_layers), figsize=(3.2 * (1 + len(recon_layers)), 3.6))
 axes[0].imshow(small[0].permute(1, 2, 0))
 axes[0].set_title("photo", fontsize=9)
 for ax, name in zip(axes[1:], recon_layers, strict=True):
@@ -274,9 +284,15 @@ with torch.no_grad():
         print(f"{name}: content loss {float(start):.4g} for the noise, {float(end):.4g} for the reconstruction")
 
 # %% [markdown]
-# Both searches drove their content loss down by orders of magnitude: the reconstruction *does* have
-# (nearly) the photo's response at that layer. So where a reconstruction looks unlike the photo, the
-# difference is something the layer does not record.
+# Every search drove its content loss down by orders of magnitude: the reconstruction *does* have (nearly) the
+# photo's response at that layer. So where a reconstruction looks unlike the photo, the difference is
+# something the layer does not record.
+#
+# On the untrained stand-in (scaled to a mean activation of 1 per layer) the reconstructions also get worse
+# with depth: `relu3_1` is still recognisable, `relu4_1` only a shadow of the photo. Pooling and ReLUs lose
+# information whatever the weights. What the pretrained network shows instead is *which* information
+# survives: from `relu4_1` the layout of the scene, the cat's head, eyes and the main edges, in drifting colours
+# and texture, because its filters were trained to keep what identifies objects.
 #
 # ## 4 · Transfer learning
 #

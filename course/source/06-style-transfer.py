@@ -11,26 +11,35 @@
 #
 # 1. the content loss, and which layer carries a photo's content;
 # 2. the Gram matrix, and why correlations between channels capture style but not layout;
-# 3. the style loss of one layer and of several, and the total loss $\alpha \mathcal{L}_{content} + \beta \mathcal{L}_{style}$;
+# 3. the style loss of one layer and of several, and the objective $\alpha \mathcal{L}_{content} + \beta \mathcal{L}_{style}$
+#    as a function of the image;
 # 4. why published values of $\alpha/\beta$ differ by orders of magnitude between implementations;
 # 5. the gradients of the losses derived by hand, and checked against autograd;
 # 6. one optimisation step of the pixels, written once for Adam and L-BFGS;
-# 7. how the result depends on the initial image, the optimiser, the style layers, total variation and
+# 7. the two limits of the method: style alone ($\alpha = 0$, texture synthesis) and content alone
+#    ($\beta = 0$, feature inversion);
+# 8. the paper's normalised VGG19 and its average pooling, and what they change;
+# 9. how the result depends on the initial image, the optimiser, the style layers, total variation and
 #    colour preservation.
 #
 # **Runtime** (fast profile): about one minute on a 2-core CPU; GPU: not measured yet.
 #
 # **Pretrained weights.** The method needs VGG19's ImageNet weights (548 MB, see `nstlab weights status`).
 # If they cannot be found or downloaded, this notebook says why and continues on an *untrained* VGG19 with
-# random weights; every figure then says so in red. The losses, gradients and the optimisation work the same,
-# so every exercise can be done, but the pictures will not look like paintings.
+# random weights, and every figure says so in red. The losses, gradients and the optimisation work the same,
+# so every exercise can be done. The stand-in is scaled layer by layer to a mean activation of 1 (section
+# 9), and random filters scaled like that still match colours and blotchy textures (He, Wang & Hopcroft,
+# 2016; Ustyuzhaninov et al., 2017): offline, the style-only run gives the painting's colours in blobs and the
+# $\beta/\alpha$ sweep moves from the photo towards them, while the content-only image keeps only a faint
+# outline of the cat. With the pretrained network, the style term reproduces the painting's strokes and
+# shapes, the cat is redrawn in them, and the content-only image keeps the cat's outlines and features.
 
 # %%
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import display
 
-from nstlab import checks, data, device, losses, optimise, profiles, stylize, vgg, weights
+from nstlab import checks, data, device, losses, optimise, profiles, style_config, stylize, vgg, weights
 from nstlab.widgets.style_panel import style_panel
 
 torch.set_num_threads(1)  # small pieces of work: one CPU thread is faster on a busy machine (see notebook 04)
@@ -44,8 +53,13 @@ except weights.WeightsUnavailable as err:
     print("Continuing with the untrained fallback, as asked for explicitly here (fallback='untrained').")
     backbone = weights.load_backbone("vgg19", fallback="untrained", seed=profile.seed)
 STYLE_LAYERS, CONTENT_LAYERS = losses.GATYS_STYLE_LAYERS, losses.GATYS_CONTENT_LAYERS
-extractor = vgg.VGGFeatures(CONTENT_LAYERS + STYLE_LAYERS, backbone=backbone).to(dev)
+# The paper's network (section 9): every filter rescaled to a mean activation of 1, and average pooling.
+paper_backbone = vgg.normalise_backbone(backbone)
+extractor = vgg.VGGFeatures(CONTENT_LAYERS + STYLE_LAYERS, backbone=paper_backbone, pool="avg").to(dev)
 print(extractor.note)
+# The paper's balance alpha/beta = 1e-3 for the pretrained network; the untrained stand-in needs more style to
+# show it (its balance was measured: style_config.STAND_IN_BETA).
+BETA = 1e3 if extractor.pretrained else style_config.STAND_IN_BETA
 
 # Sizes come from the profile: the main run at half its image size, comparisons at a quarter.
 size, small = max(64, profile.image_size // 2), max(48, profile.image_size // 4)  # the short side must stay >= 32
@@ -97,6 +111,10 @@ show_row([photo, painting], ["content: chelsea", "style: mosaic"], "the two imag
 # $P$ with a batch size of 1 applies to every image (broadcasting does that for you).
 #
 # ### Exercise 1 · `content_loss`
+#
+# **Task.** Write `content_loss(F, P, *, convention="gatys")`: given the activations `F` of the generated
+# images, shape (N, C, H, W), and those of the photo, `P`, shape (N or 1, C, H, W), return the content loss as
+# a 0-dim tensor: the factor of the chosen convention times $\sum (F - P)^2$, summed over the batch.
 
 # %% [solution] id=content_loss
 def content_loss(F, P, *, convention="gatys"):
@@ -178,11 +196,14 @@ print("largest change of the Gram matrix:      "
 # %% [markdown]
 # ### Exercise 2 · `gram_matrix` for a batch
 #
-# Write `gram_matrix(F, *, normalize=False)` for activations of shape $(N, C, H, W)$. It returns $(N, C, C)$:
-# **one Gram matrix per image**. A common bug flattens the batch into the positions (`F.reshape(C, -1)`),
+# **Task.** Write `gram_matrix(F, *, normalize=False)`: given activations `F` of shape $(N, C, H, W)$, return
+# the $(N, C, C)$ tensor of their Gram matrices, **one per image**; with `normalize=True`, each divided by
+# $C H W$.
+#
+# A common bug flattens the batch into the positions (`F.reshape(C, -1)`),
 # which mixes the images: it only works for $N = 1$. Reshape to $(N, C, H W)$ instead and use a batched
-# matrix product (`@` or `torch.bmm`) with the transpose of the last two axes. With `normalize=True`, divide
-# by $C H W$ (Johnson et al.'s normalisation; Gatys's convention does not normalise).
+# matrix product (`@` or `torch.bmm`) with the transpose of the last two axes. (Dividing by $C H W$ is
+# Johnson et al.'s normalisation; Gatys's convention does not normalise.)
 
 # %% [solution] id=gram_matrix
 def gram_matrix(F, *, normalize=False):
@@ -260,9 +281,11 @@ with checks.no_tf32():
 #
 # ### Exercise 3 · `style_layer_loss`
 #
-# Write $E_l$ for a batch of activations `F` (N, C, H, W) and the painting's Gram matrices `A_gram`
-# (N or 1, C, C), summed over the batch. Use the library's `losses.gram_matrix`, so that this exercise does
-# not depend on your answer to the previous one.
+# **Task.** Write `style_layer_loss(F, A_gram, *, convention="gatys")`: given the activations `F` of the
+# generated images (N, C, H, W) and the painting's Gram matrices `A_gram` (N or 1, C, C), return $E_l$ as a
+# 0-dim tensor, summed over the batch. Use the library's `losses.gram_matrix`, so that this exercise does not
+# depend on your answer to the previous one, and `losses.get_convention(convention).style_factor(C, M)` for
+# the factor.
 
 # %% [solution] id=style_layer_loss
 def style_layer_loss(F, A_gram, *, convention="gatys"):
@@ -313,7 +336,11 @@ with checks.no_tf32():
 # %% [markdown]
 # ### Exercise 4 · `style_loss` with layer weights
 #
-# Write $\mathcal{L}_{style} = \sum_l w_l E_l$. `features` maps layer names to activations (it may hold more
+# **Task.** Write `style_loss(features, target_grams, *, weights=None, convention="gatys")`: given the
+# generated images' activations by layer and the painting's Gram matrices by layer, return
+# $\mathcal{L}_{style} = \sum_l w_l E_l$ as a 0-dim tensor.
+#
+# `features` maps layer names to activations (it may hold more
 # layers, such as the content layer); `target_grams` maps each **style layer** to its $A^l$. `weights`
 # maps layer names to $w_l$; when it is `None`, every target layer gets $w_l = 1/L$ ($L$ layers). When
 # weights are given, only the layers named in them count. Use `losses.style_layer_loss` for each term.
@@ -369,92 +396,119 @@ with checks.no_tf32():
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 4 · The total loss, and the balance $\alpha / \beta$
+# ## 4 · The objective, and the balance $\alpha / \beta$
 #
-# The image is optimised for a weighted sum of both goals, optionally with a smoothness term (section 6):
+# The image is optimised for a weighted sum of both goals (section 6 adds an optional smoothness term):
 #
-# $$\mathcal{L}_{total}(\vec p, \vec a, \vec x) = \alpha\, \mathcal{L}_{content}(\vec p, \vec x) + \beta\, \mathcal{L}_{style}(\vec a, \vec x) \; \left(+ \lambda_{TV}\, \mathrm{TV}(\vec x)\right).$$
+# $$\mathcal{L}_{total}(\vec p, \vec a, \vec x) = \alpha\, \mathcal{L}_{content}(\vec p, \vec x) + \beta\, \mathcal{L}_{style}(\vec a, \vec x).$$
 #
 # Only the ratio $\alpha/\beta$ matters for the result (multiplying the loss by a constant does not move its
-# minimum); the paper uses $10^{-3}$ and $10^{-4}$.
+# minimum); the first version of the paper (Gatys, Ecker & Bethge, 2015, Fig. 2) used $10^{-3}$ and $10^{-4}$.
 #
-# ### Exercise 5 · `total_loss`
+# The targets $P^l$ (the photo's activations at the content layers) and $A^l$ (the painting's Gram matrices at
+# the style layers) are computed once, before the optimisation. What the optimiser needs is then a function of
+# the image alone, $\vec x \mapsto \mathcal{L}_{total}$: the **objective**. A Python function can make and
+# return another function that remembers the variables around it (a *closure*):
 #
-# Return a `losses.LossParts(content, style, tv, total)`: the unweighted parts and the weighted total.
-# `content_targets` maps each content layer to $P^l$; sum the content loss over them. `alpha` and `beta`
-# default to the convention's (`losses.get_convention(convention).alpha`, `.beta`). When
-# `tv_weight > 0`, `tv` is `losses.total_variation(image, kind=tv_kind)`; otherwise it is a zero 0-dim
-# tensor. Use the library's `losses.content_loss`, `losses.style_loss` and `losses.total_variation`.
+# ```python
+# def make_scaler(factor):
+#     def scale(x):
+#         return factor * x  # `factor` is remembered from make_scaler's call
+#     return scale
+#
+# triple = make_scaler(3)
+# triple(2)  # 6
+# ```
+#
+# ### Exercise 5 · `make_objective`
+#
+# **Task.** Write `make_objective(extractor, content_targets, style_grams, *, alpha=1.0, beta=1e3)`: given the
+# feature extractor and the two targets (dicts from layer names to $P^l$ and to $A^l$), return a function
+# `objective(x)` that maps images `x` (N, 3, H, W) to their `losses.LossParts(content, style, tv, total)`.
+#
+# Inside `objective`: run `extractor(x)` once; `content` is `losses.content_loss` summed over the layers of
+# `content_targets`, `style` is `losses.style_loss(features, style_grams)` (equal layer weights), `tv` is a
+# zero 0-dim tensor (`torch.zeros_like(content)`; this objective has no smoothness term) and `total` is
+# $\alpha \cdot$ `content` $+ \beta \cdot$ `style`. Everything must stay on autograd's graph: the optimiser
+# back-propagates `total` to the pixels.
 
-# %% [solution] id=total_loss
-def total_loss(features, content_targets, style_grams, *, image=None, alpha=None, beta=None, tv_weight=0.0,
-               tv_kind="l2", style_weights=None, convention="gatys"):
-    r"""The total loss :math:`\alpha \mathcal{L}_{content} + \beta \mathcal{L}_{style} + \lambda_{TV} \mathrm{TV}(x)`.
+# %% [solution] id=make_objective
+def make_objective(extractor, content_targets, style_grams, *, alpha=1.0, beta=1e3):
+    r"""The style-transfer objective as a function of the image: :math:`\alpha L_{content} + \beta L_{style}`.
 
     Args:
-        features: layer name -> activations of the generated images (N, C, H, W).
-        content_targets: content layer name -> the content images' activations P (N or 1, C, H, W); the
-            content loss sums over these layers.
-        style_grams: style layer name -> the style images' Gram matrices (N or 1, C, C).
-        image: the generated images (N, 3, H, W); needed when ``tv_weight > 0``.
-        alpha, beta: the weights of content and style; default the convention's.
-        tv_weight: :math:`\lambda_{TV} \ge 0`.
-        tv_kind: ``"l2"`` or ``"l1"``.
-        style_weights: :math:`w_l` per style layer (see :func:`style_loss`).
-        convention: ``"gatys"`` or ``"deeplearning_ai"``.
+        extractor: a module that maps images (N, 3, H, W) to a dict of activations that holds every layer of
+            both targets, e.g. :class:`nstlab.vgg.VGGFeatures`.
+        content_targets: content layer name -> the photo's activations :math:`P^l`, (1, C, H, W).
+        style_grams: style layer name -> the painting's Gram matrix :math:`A^l`, (1, C, C).
+        alpha: :math:`\alpha \ge 0`, the weight of the content loss.
+        beta: :math:`\beta \ge 0`, the weight of the style loss.
 
     Returns:
-        A :class:`LossParts` with the unweighted parts and the weighted total.
+        A function ``objective(x)`` from images (N, 3, H, W) to their ``LossParts``.
     """
     ### BEGIN SOLUTION
-    conv = losses.get_convention(convention)
-    alpha = conv.alpha if alpha is None else alpha
-    beta = conv.beta if beta is None else beta
-    content = torch.stack([losses.content_loss(features[layer], P, convention=conv)
-                           for layer, P in content_targets.items()]).sum()
-    style = losses.style_loss(features, style_grams, weights=style_weights, convention=conv)
-    tv = losses.total_variation(image, kind=tv_kind) if tv_weight > 0 else content.new_zeros(())
-    return losses.LossParts(content, style, tv, alpha * content + beta * style + tv_weight * tv)
+    def objective(x):
+        features = extractor(x)
+        content = torch.stack([losses.content_loss(features[layer], P) for layer, P in content_targets.items()]).sum()
+        style = losses.style_loss(features, style_grams)
+        return losses.LossParts(content, style, torch.zeros_like(content), alpha * content + beta * style)
+
+    return objective
     ### END SOLUTION
 
-# %% [check] id=check_total_loss points=3
+# %% [check] id=check_make_objective points=3
+def toy_extractor(x):
+    """A stand-in for VGG: two layers made from the image by fixed operations, as a dict."""
+    a = torch.relu(x[:, :2] - x[:, 2:])  # (N, 2, H, W)
+    return {"a": a, "b": torch.nn.functional.avg_pool2d(torch.cat([a, x], dim=1), 2)}  # (N, 5, H/2, W/2)
+
+
 with checks.no_tf32():
     g = torch.Generator().manual_seed(4)
-    feats = {"relu1_1": torch.rand(1, 3, 4, 4, generator=g), "relu4_2": torch.rand(1, 6, 2, 2, generator=g)}
-    P_ = {"relu4_2": torch.rand(1, 6, 2, 2, generator=g)}
-    A_ = {"relu1_1": losses.gram_matrix(torch.rand(1, 3, 4, 4, generator=g))}
-    x_ = torch.rand(1, 3, 8, 8, generator=g)
-    result = total_loss(feats, P_, A_)
-    checks.check_type(result, losses.LossParts, name="total_loss(...)")
-    expected = losses.total_loss(feats, P_, A_)
-    for part in ("content", "style", "tv", "total"):
-        checks.check_close(getattr(result, part), getattr(expected, part), rtol=1e-5, atol=1e-8,
-                           name=f"total_loss(features, content_targets, style_grams).{part}")
-    result = total_loss(feats, P_, A_, image=x_, alpha=2.0, beta=30.0, tv_weight=0.5)
-    expected = losses.total_loss(feats, P_, A_, image=x_, alpha=2.0, beta=30.0, tv_weight=0.5)
-    for part in ("tv", "total"):
-        checks.check_close(getattr(result, part), getattr(expected, part), rtol=1e-5,
-                           name=f"total_loss(..., alpha=2, beta=30, tv_weight=0.5).{part}")
-checks.passed("total_loss")
+    photo_, painting_ = torch.rand(1, 3, 4, 6, generator=g, dtype=torch.float64), torch.rand(1, 3, 4, 6, generator=g, dtype=torch.float64)
+    P_ = {name: f for name, f in toy_extractor(photo_).items()}  # content at both layers
+    A_ = {"b": losses.gram_matrix(toy_extractor(painting_)["b"])}
+    objective_ = make_objective(toy_extractor, P_, A_, alpha=2.0, beta=30.0)
+    checks.check_true(callable(objective_) and not isinstance(objective_, losses.LossParts),
+                      f"make_objective(...) should return a function of the image, got {type(objective_).__name__}: "
+                      "define `def objective(x): ...` inside make_objective and return objective itself, not its result.")
+    x_ = torch.rand(2, 3, 4, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    parts = objective_(x_)
+    checks.check_type(parts, losses.LossParts, name="objective(x)")
+    want = optimise.make_objective(toy_extractor, P_, A_, alpha=2.0, beta=30.0)(x_)
+    checks.check_close(parts.content, want.content, rtol=1e-10, name="objective(x).content (summed over both content layers)",
+                       mistakes={"only the first content layer counts": losses.content_loss(toy_extractor(x_)["a"], P_["a"]),
+                                 "only the last content layer counts": losses.content_loss(toy_extractor(x_)["b"], P_["b"])})
+    checks.check_close(parts.style, want.style, rtol=1e-10, name="objective(x).style")
+    checks.check_type(parts.tv, torch.Tensor, name="objective(x).tv")
+    checks.check_close(parts.tv, 0.0, atol=0, name="objective(x).tv (a zero 0-dim tensor: torch.zeros_like(content))")
+    checks.check_close(parts.total, want.total, rtol=1e-10, name="objective(x).total with alpha=2, beta=30",
+                       mistakes={"alpha and beta swapped": 30.0 * want.content + 2.0 * want.style,
+                                 "the weights alpha and beta left out": want.content + want.style})
+    checks.check_grad(parts.total, want.total, [x_], name="objective(x).total", rtol=1e-8, atol=1e-12)
+checks.passed("make_objective")
 ### BEGIN HIDDEN TESTS
 with checks.no_tf32():
     g = torch.Generator().manual_seed(45)
-    feats = {name: torch.rand(2, 4, 3, 3, generator=g, dtype=torch.float64) for name in ("relu1_1", "relu2_1", "relu4_2", "relu5_2")}
-    P_ = {name: torch.rand(1, 4, 3, 3, generator=g, dtype=torch.float64) for name in ("relu4_2", "relu5_2")}
-    A_ = {name: losses.gram_matrix(torch.rand(1, 4, 3, 3, generator=g, dtype=torch.float64)) for name in ("relu1_1", "relu2_1")}
-    x_ = torch.rand(2, 3, 6, 5, generator=g, dtype=torch.float64)
-    for kwargs in [dict(convention="deeplearning_ai"), dict(tv_weight=1e-2, tv_kind="l1", image=x_),
-                   dict(style_weights={"relu2_1": 3.0}, alpha=0.0, beta=5.0)]:
-        got, want = total_loss(feats, P_, A_, **kwargs), losses.total_loss(feats, P_, A_, **kwargs)
+    x_ = torch.rand(3, 3, 6, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    P_ = {"b": toy_extractor(torch.rand(1, 3, 6, 4, generator=g, dtype=torch.float64))["b"]}
+    A_ = {name: losses.gram_matrix(f) for name, f in toy_extractor(torch.rand(1, 3, 6, 4, generator=g, dtype=torch.float64)).items()}
+    for alpha_, beta_ in [(0.0, 1.0), (1.0, 0.0), (1.0, 1e3)]:
+        got = make_objective(toy_extractor, P_, A_, alpha=alpha_, beta=beta_)(x_)
+        ref = optimise.make_objective(toy_extractor, P_, A_, alpha=alpha_, beta=beta_)(x_)
         for part in ("content", "style", "tv", "total"):
-            checks.check_close(getattr(got, part), getattr(want, part), rtol=1e-10, atol=1e-14,
-                               name=f"total_loss(..., {kwargs}).{part}")
+            checks.check_close(getattr(got, part), getattr(ref, part), rtol=1e-10, atol=1e-14,
+                               name=f"objective(x).{part} with alpha={alpha_}, beta={beta_}")
+    default = make_objective(toy_extractor, P_, A_)(x_)
+    checks.check_close(default.total, default.content + 1e3 * default.style, rtol=1e-10,
+                       name="the total with the default weights alpha=1, beta=1e3")
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Why published $\alpha/\beta$ differ by orders of magnitude
 #
-# The paper uses $\alpha/\beta = 10^{-3}$ or $10^{-4}$, deeplearning.ai
+# The paper uses $\alpha/\beta = 10^{-3}$ or $10^{-4}$, the deeplearning.ai course
 # $10/40 = 0.25$, and the PyTorch tutorial a style weight of $10^6$. Much of that spread is **units**, not
 # taste: each implementation normalises its losses differently, and $\alpha/\beta$ has to absorb the
 # difference. The deeplearning.ai content loss is $\frac{1}{4 n_H n_W n_C}\sum(F-P)^2$, which is
@@ -507,7 +561,10 @@ print(f"deeplearning.ai's alpha/beta = {dlai.alpha / dlai.beta:g} is Gatys's alp
 #
 # ### Exercise 6 · `style_layer_gradient`, checked against autograd
 #
-# Write the gradient above for a batch: `F` is (N, C, H, W) (rectified), `A_gram` is (N or 1, C, C).
+# **Task.** Write `style_layer_gradient(F, A_gram, *, convention="gatys", mask=True)`: given rectified
+# activations `F` (N, C, H, W) and the painting's Gram matrices `A_gram` (N or 1, C, C), return the gradient
+# of $E_l$ above, a tensor of the shape of `F`.
+#
 # Reshape `F` to (N, C, M), compute $G$ with a batched product (not with `losses.gram_matrix`, whose
 # backward pass is what we check), then $4c\,(G - A)\,F$ with
 # `c = losses.get_convention(convention).style_factor(C, M)`, and reshape back. With `mask=True`, set the
@@ -582,7 +639,7 @@ with checks.no_tf32():
 
 # %%
 with torch.no_grad():
-    pre = vgg.VGGFeatures(["conv3_1"], backbone=backbone).to(dev)(x0)["conv3_1"]  # the pre-activation of relu3_1
+    pre = vgg.VGGFeatures(["conv3_1"], backbone=paper_backbone, pool="avg").to(dev)(x0)["conv3_1"]  # before relu3_1
 pre.requires_grad_(True)
 F_x = torch.relu(pre)
 A3 = losses.gram_matrix(S_feats["relu3_1"])
@@ -603,7 +660,9 @@ print(f"largest |autograd - closed form| / largest |gradient|: "
 #
 # ### Exercise 7 · `total_variation`
 #
-# Write it for images (N, C, H, W), summed over everything, with `kind="l2"` or `kind="l1"`. Slicing gives
+# **Task.** Write `total_variation(x, *, kind="l2")`: given images `x` (N, C, H, W), return their total
+# variation as a 0-dim tensor, summed over everything, with squared (`kind="l2"`) or absolute (`kind="l1"`)
+# differences; any other `kind` raises a `ValueError`. Slicing gives
 # the differences without loops: `x[:, :, 1:, :] - x[:, :, :-1, :]` is (N, C, H-1, W).
 
 # %% [solution] id=total_variation
@@ -678,6 +737,13 @@ for shape in [(1, 1, 1, 5), (3, 2, 6, 1), (2, 3, 7, 9)]:
 # `LossParts` of the last evaluation with every tensor detached (`t.detach()`), so that the caller can log
 # them without keeping the graph alive. For L-BFGS the caller passes `clip=False`: moving the pixels behind its
 # back would spoil the curvature it has estimated from past steps.
+#
+# ### Exercise 8 · `optimisation_step`
+#
+# **Task.** Write `optimisation_step(x, optimizer, objective, *, clip=True)`: given the image `x` (a leaf
+# tensor that requires gradients, the optimiser's only parameter), a torch optimiser over `[x]` and an
+# objective (a function from the image to its `LossParts`), take one optimiser step, which moves `x` in
+# place, and return the `LossParts` of the last evaluation, every tensor detached.
 
 # %% [solution] id=optimisation_step
 def optimisation_step(x, optimizer, objective, *, clip=True):
@@ -792,10 +858,7 @@ x = x0.clone().requires_grad_(True)  # the noise image of section 4; the pixels 
 optimizer = torch.optim.Adam([x], lr=0.02)
 
 
-def objective(image):
-    """The total loss of an image, with the paper's weights and the targets P and A of the cells above."""
-    return losses.total_loss(extractor(image), P, A, alpha=1.0, beta=1e3)
-
+objective = make_objective(extractor, P, A, alpha=1.0, beta=1e3)  # yours, with the targets of section 4
 
 for step in range(1, 3):
     before = x.detach().clone()
@@ -813,7 +876,7 @@ with torch.no_grad():
 # smooth, badly scaled problem. We start from the photo, which converges fastest.
 
 # %%
-config = stylize.StyleConfig(size=size, steps=steps, init="content", optimizer="lbfgs", seed=profile.seed)
+config = stylize.StyleConfig(size=size, steps=steps, beta=BETA, init="content", optimizer="lbfgs", seed=profile.seed)
 result = stylize.stylize(photo, painting, config, extractor=extractor)
 fig = stylize.plot_result(result, content=photo, styles=[painting])
 plt.show()
@@ -822,7 +885,98 @@ print(f"{result.steps} steps in {result.loop_seconds:.1f} s ({result.steps_per_s
       f"pretrained={result.pretrained}")
 
 # %% [markdown]
-# ## 8 · What the choices change
+# ## 8 · The two limits: style alone, content alone
+#
+# Setting one weight to zero takes the method apart into the two experiments it was built from (the paper's
+# figure 1 shows both; CS231n's style-transfer assignment runs both):
+#
+# * $\alpha = 0$, **style only: texture synthesis** (Gatys, Ecker & Bethge, 2015). From white noise, the
+#   optimiser makes an image whose Gram matrices match the painting's at every style layer, and nothing else.
+#   The painting's colours, strokes and motifs appear everywhere, with no trace of the photo's layout: nothing
+#   asks for it.
+# * $\beta = 0$, **content only: feature inversion** (Mahendran & Vedaldi, 2015; notebook 05). From white
+#   noise, the optimiser makes an image whose `relu4_2` activations match the photo's. The arrangement of the
+#   scene comes back, but not its exact colours and fine texture, which that layer does not record.
+#
+# Style transfer lives between the two: the content term fixes *where* things are, the style term decides
+# *how* they look. Both runs start from the same noise, use L-BFGS, and are built from the library's versions
+# of your `make_objective` and `optimisation_step`.
+
+# %%
+def from_noise(alpha, beta):
+    """Optimise alpha L_content + beta L_style from white noise with L-BFGS; return the image in [0, 1]."""
+    x = stylize.initial_image(photo, painting, init="noise", seed=profile.seed).requires_grad_(True)
+    optimizer = optimise.make_optimizer("lbfgs", x, lr=1.0)
+    objective = optimise.make_objective(extractor, P, A, alpha=alpha, beta=beta)
+    for _ in range(steps):
+        parts = optimise.optimisation_step(x, optimizer, objective, clip=False)  # L-BFGS: no clipping
+    print(f"alpha = {alpha:g}, beta = {beta:g}, {steps} steps: content loss {parts.content.item():.4g}, "
+          f"style loss {parts.style.item():.4g}")
+    return x.detach().clamp(0, 1)
+
+
+texture, inversion = from_noise(alpha=0.0, beta=1.0), from_noise(alpha=1.0, beta=0.0)
+show_row([painting, texture, inversion, photo],
+         ["style: mosaic", "α = 0: texture synthesis", "β = 0: inverted relu4_2", "content: chelsea"],
+         "the two limits of style transfer, both from the same noise")
+
+# %% [markdown]
+# ## 9 · The paper's network: normalised VGG19 and average pooling
+#
+# Gatys et al. did not use VGG19 exactly as it was trained. They "used the feature space provided by a
+# normalized version of the 16 convolutional and 5 pooling layers of the 19-layer VGG network", normalised "by
+# scaling the weights such that the mean activation of each convolutional filter over images and positions is
+# equal to one", and for image synthesis they replaced max pooling by average pooling, which "yields slightly
+# more appealing results" (Gatys et al., 2016, §2). This notebook has used that network from the start:
+# `vgg.normalise_backbone(backbone)` and `vgg.VGGFeatures(..., pool="avg")`.
+#
+# **Rescaling changes nothing for the network and everything for the losses.** ReLU is *positively
+# homogeneous*: $\max(0, c z) = c \max(0, z)$ for $c > 0$. Divide filter $k$ of layer $l$ (its weights and
+# its bias) by $m^l_k > 0$, its mean activation, and its rectified output is divided by $m^l_k$; multiply the
+# weights with which layer $l+1$ reads channel $k$ by $m^l_k$, and layer $l+1$ computes exactly what it
+# computed before. Pooling acts channel by channel, so it commutes with the factor. The network, as a
+# function from images to classes, is unchanged; but the *activations* at every layer are now of size about 1.
+# The losses see those activations: the content loss grows as their square, and a style layer's $E_l$ as their
+# fourth power ($G$ multiplies two activations, and $E_l$ squares $G$). In the network as trained, the style
+# layers' activations differ by orders of magnitude, so the "equal" weights $w_l = 1/5$ are far from equal,
+# and the $\alpha/\beta$ that works depends on these scales. With every filter's mean at 1, each layer counts
+# as the weights say, and $\alpha/\beta = 10^{-3}$ means what the paper meant.
+#
+# **Average pooling.** A 2 × 2 max pooling passes the gradient to one pixel of each window and nothing to the
+# other three; an average pooling passes a quarter to each. Corrections to the image are then spread over
+# whole windows, which gives smoother results. (Unlike the rescaling, this does change the network, but the
+# trained filters still respond sensibly.)
+#
+# The cell measures, on the photo, each style layer's mean activation and its share of the style loss of the
+# noise image of section 4, in the network as trained and in the paper's.
+
+# %%
+as_trained = vgg.VGGFeatures(CONTENT_LAYERS + STYLE_LAYERS, backbone=backbone).to(dev)  # max pooling, raw scale
+with torch.no_grad():
+    means, shares = {}, {}  # network -> one number per style layer
+    for name, net in (("as trained", as_trained), ("paper", extractor)):
+        f_photo, f_noise, f_paint = net(photo), net(x0), net(painting)
+        E = torch.stack([losses.style_layer_loss(f_noise[n], losses.gram_matrix(f_paint[n])) for n in STYLE_LAYERS])
+        means[name], shares[name] = [f_photo[n].mean().item() for n in STYLE_LAYERS], (E / E.sum()).tolist()
+print(f"{'':8s} {'mean activation on the photo':>29s}   {'share of the style loss':>25s}")
+print(f"{'layer':8s} {'as trained':>14s} {'paper':>14s}   {'as trained':>12s} {'paper':>12s}")
+for k, layer in enumerate(STYLE_LAYERS):
+    print(f"{layer:8s} {means['as trained'][k]:14.3g} {means['paper'][k]:14.3g}   "
+          f"{shares['as trained'][k]:12.1%} {shares['paper'][k]:12.1%}")
+
+# %% [markdown]
+# The same short run with the same $\alpha/\beta$ on both networks. On the network as trained, the balance
+# is a different one, and the layers with the largest activations dominate the style.
+
+# %%
+small_photo, small_painting = data.builtin_image("chelsea", size=small).to(dev), data.builtin_image("mosaic", size=small).to(dev)
+compare = {name: stylize.stylize(small_photo, small_painting, stylize.StyleConfig(size=small, steps=small_steps, seed=profile.seed),
+                                 extractor=net, show_progress=False).image
+           for name, net in (("unnormalised, max pooling", as_trained), ("normalised, average pooling", extractor))}
+show_row([small_photo, *compare.values()], ["photo", *compare], "one alpha/beta on two versions of VGG19")
+
+# %% [markdown]
+# ## 10 · What the choices change
 #
 # Each row below changes one setting of a short run at a smaller size, everything else fixed.
 #
@@ -830,12 +984,9 @@ print(f"{result.steps} steps in {result.loop_seconds:.1f} s ({result.steps_per_s
 # everywhere and lets the photo's layout dissolve.
 
 # %%
-small_photo, small_painting = data.builtin_image("chelsea", size=small).to(dev), data.builtin_image("mosaic", size=small).to(dev)
-
-
 def run(**changes):
     """A short run at the small size with one setting changed; returns the result image."""
-    options = dict(size=small, steps=small_steps, seed=profile.seed) | changes
+    options = dict(size=small, steps=small_steps, beta=BETA, seed=profile.seed) | changes
     return stylize.stylize(small_photo, small_painting, stylize.StyleConfig(**options), extractor=extractor,
                            show_progress=False).image
 
@@ -846,8 +997,7 @@ show_row([run(beta=r) for r in ratios], [f"β/α = {r:.0e}" for r in ratios], "t
 # %% [markdown]
 # **The initial image.** The loss has many minima; where the optimisation starts decides which one it finds.
 # From the photo (`content`) the layout is kept longest; from white noise (`noise`, the paper's choice) each
-# seed gives a different picture; `mix` blends photo and noise (an older version of the deeplearning.ai
-# assignment used 40 % photo and 60 % noise; the current one adds uniform noise in ±0.25 to the photo).
+# seed gives a different picture; `mix` blends photo and noise (by default 40 % photo and 60 % noise).
 
 # %%
 inits = ["content", "noise", "mix"]
@@ -887,7 +1037,7 @@ variants = {"no TV": {}, "with TV": {"tv_weight": tv_weight}, "luminance only": 
 show_row([run(**extra) for extra in variants.values()], list(variants), "smoothness and colour preservation")
 
 # %% [markdown]
-# ## 9 · Lecture demo
+# ## 11 · Lecture demo
 #
 # The panel below changes the style weight, the style layers and the initial image. On a CUDA GPU it runs a
 # short optimisation each time a control changes; on a CPU that would take too long, so it shows images from
