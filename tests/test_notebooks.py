@@ -47,10 +47,11 @@ def test_committed_notebooks_have_no_outputs():
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_every_exercise_is_followed_by_a_check_worth_points(name: str):
     cells = _nb("solutions", name).cells
-    exercises = [i for i, c in enumerate(cells) if _meta(c).get("solution")]
+    # Exercises are code; a markdown solution cell is a written answer, graded by hand (and worth points).
+    exercises = [i for i, c in enumerate(cells) if _meta(c).get("solution") and c.cell_type == "code"]
     assert len(exercises) >= 2, "every assignment has graded exercises"
     for start, end in zip(exercises, [*exercises[1:], len(cells)], strict=True):
-        checks = [c for c in cells[start + 1 : end] if _meta(c).get("grade")]
+        checks = [c for c in cells[start + 1 : end] if _meta(c).get("grade") and c.cell_type == "code"]
         assert checks, f"exercise {_meta(cells[start])['grade_id']} has no check cell after it"
         assert all(_meta(c)["points"] > 0 and _meta(c)["locked"] for c in checks)
         assert any("### BEGIN HIDDEN TESTS" in c.source for c in checks), f"{_meta(cells[start])['grade_id']}: no hidden tests"
@@ -74,8 +75,10 @@ def test_release_contains_no_solution_or_hidden_test(name: str):
             for line in (ln.strip() for ln in hidden.splitlines()):
                 if len(line) > 25 and line not in visible:
                     assert line not in text, f"hidden test line leaked into the release: {line}"
-    stubs = [c for c in release.cells if _meta(c).get("solution")]
+    stubs = [c for c in release.cells if _meta(c).get("solution") and c.cell_type == "code"]
     assert stubs and all("raise NotImplementedError()" in c.source for c in stubs)
+    written = [c for c in release.cells if _meta(c).get("solution") and c.cell_type == "markdown"]
+    assert all(c.source == "YOUR ANSWER HERE" for c in written), "a written answer's model answer was released"
 
 
 def _library_functions() -> dict[str, list[inspect.Signature]]:
@@ -94,7 +97,7 @@ def _library_functions() -> dict[str, list[inspect.Signature]]:
 def test_exercises_reimplement_a_library_function_with_the_same_signature(name: str):
     library = _library_functions()
     for cell in _nb("solutions", name).cells:
-        if not _meta(cell).get("solution"):
+        if not _meta(cell).get("solution") or cell.cell_type != "code":
             continue
         for node in ast.parse(cell.source).body:
             if isinstance(node, ast.FunctionDef):
