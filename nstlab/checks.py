@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
+from nstlab.device import float32_only
+
 # How many disagreeing entries a message lists; more would bury the first one, which is usually the clue.
 MAX_LISTED = 5
 
@@ -85,6 +87,9 @@ def _where(filename: str) -> str:
 def no_tf32() -> Iterator[None]:
     """Switch TF32 off for matrix products and convolutions inside the block, then restore it.
 
+    Inside the block the library's network passes also run in float32 whatever precision was asked for
+    (:func:`nstlab.device.float32_only`), so that a check's verdict does not depend on the machine's bf16.
+
     Example:
         >>> with no_tf32():
         ...     torch.backends.cuda.matmul.allow_tf32
@@ -94,7 +99,8 @@ def no_tf32() -> Iterator[None]:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     try:
-        yield
+        with float32_only():
+            yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = matmul
         torch.backends.cudnn.allow_tf32 = cudnn

@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from nstlab.device import PRECISIONS, autocast, channels_last, choose_precision
 from nstlab.images import resize_long_side
 from nstlab.progress import progress as progress_bar
 from nstlab.vgg import BLOCK_WIDTHS, check_layers
@@ -75,6 +76,9 @@ class DreamConfig:
         seed: seed of the jitter (and of the untrained network, when that is used).
         size: long side of the result in pixels; ``None`` keeps the image's size.
         arch: ``"vgg19"`` or ``"vgg16"``.
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` for the network passes
+            (:func:`nstlab.device.choose_precision`); the objective, its gradient's normalisation and the image
+            stay float32.
     """
 
     layer: str = "relu4_2"
@@ -89,9 +93,13 @@ class DreamConfig:
     seed: int = 0
     size: int | None = 256
     arch: str = "vgg19"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         check_layers([self.layer], arch=self.arch)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}; use one of {', '.join(PRECISIONS)} (auto: bf16 where "
+                             "the device computes it natively, else fp32).")
         if self.channel is not None:
             channels = layer_channels(self.layer, arch=self.arch)
             if isinstance(self.channel, bool) or not isinstance(self.channel, int) or not 0 <= self.channel < channels:
@@ -337,7 +345,8 @@ def dream_extractor(config: DreamConfig = DreamConfig(), *, fallback: str | None
     from nstlab.weights import load_backbone
 
     backbone = load_backbone(config.arch, fallback=fallback, seed=config.seed)
-    return VGGFeatures([config.layer], arch=config.arch, backbone=backbone).to(device)
+    # Channels-last, converted once here; dream converts each image once per pass.
+    return channels_last(VGGFeatures([config.layer], arch=config.arch, backbone=backbone).to(device))
 
 
 def dream(image: torch.Tensor, extractor, config: DreamConfig = DreamConfig(), *, guide: torch.Tensor | None = None,
@@ -375,12 +384,18 @@ def dream(image: torch.Tensor, extractor, config: DreamConfig = DreamConfig(), *
         raise ValueError(f"the extractor does not return {config.layer!r} (it returns {list(layers)}); build it "
                          f"with VGGFeatures([{config.layer!r}], ...) or dream_extractor(config).")
     x = image.detach().float().clamp(0, 1)
+    precision = choose_precision(config.precision, device=x.device).precision  # decided once for the run
     x = resize_long_side(x, config.size) if config.size is not None else x.clone()
     sizes = octave_sizes(*x.shape[-2:], octaves=config.octaves, scale=config.octave_scale)
     min_side = getattr(extractor, "min_size", 1)
     if min(sizes[0]) < min_side:
         raise ValueError(f"the smallest octave, {sizes[0][1]}x{sizes[0][0]} pixels, is below the {min_side} pixels "
                          f"{config.layer} needs; use fewer octaves or a larger size.")
+
+    def features_of(x_):
+        """The layer's activations in float32: one channels-last copy of the image, the network in ``precision``."""
+        with autocast(precision, x_.device):
+            return extractor(channels_last(x_))[config.layer].float()
 
     def plain(features):
         return dream_objective(features, channel=config.channel, kind=config.objective)
@@ -391,7 +406,7 @@ def dream(image: torch.Tensor, extractor, config: DreamConfig = DreamConfig(), *
     if guide is not None:
         guide = resize_long_side(_check_image(guide, "guide").detach().float().to(x.device), max(x.shape[-2:]))
         with torch.no_grad():
-            target = extractor(guide)[config.layer]  # (1, C, H', W')
+            target = features_of(guide)  # (1, C, H', W')
         w = config.guide_weight
 
         def objective_of(features):
@@ -401,7 +416,7 @@ def dream(image: torch.Tensor, extractor, config: DreamConfig = DreamConfig(), *
         objective_of = plain
 
     def objective(x_):
-        return objective_of(extractor(x_)[config.layer])
+        return objective_of(features_of(x_))
 
     rng = torch.Generator().manual_seed(config.seed)  # the jitter's own generator; the global state is untouched
     bases = [F.interpolate(x, size=s, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)

@@ -18,7 +18,7 @@ from nstlab.cli.stylize import _refuse_unwritable
 
 # Option name on the command line -> DreamConfig field.
 OVERRIDES = ("layer", "channel", "objective", "octaves", "octave_scale", "steps", "step_size", "jitter",
-             "guide_weight", "seed", "size", "arch")
+             "guide_weight", "seed", "size", "arch", "precision")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
@@ -44,6 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--seed", type=int, help="seed of the jitter (and of the untrained network)")
     p.add_argument("--arch", choices=("vgg19", "vgg16"), help="network")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"),
+                   help="precision of the network passes (default auto: bf16 where the device computes it natively, "
+                        "else fp32; or NSTLAB_PRECISION)")
     p.add_argument("--untrained", action="store_true",
                    help="use a random network if the pretrained weights are unavailable (results are not meaningful)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -59,7 +62,7 @@ def _config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Run ``nstlab dream``; returns the exit status."""
     from nstlab.data import open_image
-    from nstlab.device import choose_device
+    from nstlab.device import channels_last, choose_device, choose_precision
     from nstlab.dream import dream, octave_sizes
     from nstlab.images import ImageError, save_image
     from nstlab.memory import SizeTooLarge, check_memory
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = _config(args)
         choice = choose_device(args.device)
+        how = choose_precision(config.precision, device=choice.device)
         image = open_image(args.image)
         guide = open_image(args.guide) if args.guide is not None else None
         long = config.size or max(image.shape[-2:])
@@ -88,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     guided = f", guided by {args.guide}" if guide is not None else ""
     print(f"dream: {args.image} on {what} ({config.objective}){guided}; {hw[1]}x{hw[0]} px, {len(sizes)} octave(s) x "
           f"{config.steps} steps, step size {config.step_size:g}, jitter {config.jitter}, seed {config.seed}; "
-          f"device {choice}", flush=True)
+          f"device {choice}; precision {how}", flush=True)
     try:  # before loading 550 MB of weights: refuse a size that cannot fit
         check_memory(hw, arch=config.arch, device=choice.device, optimizer="adam", layers=(config.layer,))
     except SizeTooLarge as err:
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{err} Or pass --untrained to run on a random network (the result will not be meaningful).") from err
     if not backbone.pretrained:
         print(f"WARNING: {backbone.note}", flush=True)
-    extractor = VGGFeatures([config.layer], arch=config.arch, backbone=backbone).to(choice.device)
+    extractor = channels_last(VGGFeatures([config.layer], arch=config.arch, backbone=backbone).to(choice.device))
     try:
         result = dream(image.to(choice.device), extractor, config,
                        guide=guide.to(choice.device) if guide is not None else None, progress=not args.no_progress)

@@ -60,6 +60,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("--untrained", action="store_true", help="use a random VGG16 if the pretrained weights are "
                    "unavailable (the model is marked UNTRAINED for good)")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    t.add_argument("--precision", choices=("fp32", "bf16", "auto"),
+                   help="precision of the network passes (default auto: bf16 where the device computes it natively, "
+                        "else fp32; or NSTLAB_PRECISION)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(_fast=_train)
 
@@ -71,6 +74,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     a.add_argument("--size", type=int, help="resize each image to this long side first (default: as it is)")
     a.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     a.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    a.add_argument("--precision", choices=("fp32", "bf16", "auto"),
+                   help="precision of the network passes (default auto: bf16 where the device computes it natively, "
+                        "else fp32; or NSTLAB_PRECISION)")
     a.set_defaults(_fast=_apply)
 
     e = sub.add_parser("export", help="export a model to ONNX or Core ML")
@@ -114,7 +120,7 @@ def _config(args: argparse.Namespace):
 
 def _train(args: argparse.Namespace) -> int:
     from nstlab.data import open_image
-    from nstlab.device import choose_device
+    from nstlab.device import choose_device, choose_precision
     from nstlab.fast import NoTrainingImages, TrainingDiverged, describe_model, find_images, save_model, train
     from nstlab.fast.memory import check_training_memory
     from nstlab.fast.model_file import ModelFileError
@@ -138,6 +144,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         config = _config(args)
         choice = choose_device(args.device)
+        how = choose_precision(args.precision, device=choice.device)
         open_image(args.style, size=config.style_size)  # a bad style image fails now, not after loading VGG16
         if args.images is not None:
             found, skipped = find_images(args.images)
@@ -151,7 +158,7 @@ def _train(args: argparse.Namespace) -> int:
                                                           if skipped else "")) if args.images else "built-in photos"
     print(f"fast train: style {args.style}; network width {config.width}, {config.blocks} block(s); {config.steps} "
           f"steps of {config.batch_size} x {config.size}-px crops of {source}; profile {config.profile}; "
-          f"device {choice}", flush=True)
+          f"device {choice}; precision {how}", flush=True)
     try:
         backbone = load_backbone("vgg16", fallback="untrained" if args.untrained else None, seed=config.seed)
     except WeightsUnavailable as err:
@@ -161,7 +168,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"WARNING: {backbone.note}", flush=True)
     try:
         result = train(args.style, args.images, config, backbone=backbone, checkpoint=checkpoint, resume=args.resume,
-                       progress=False if args.no_progress else None, device=choice.device)
+                       progress=False if args.no_progress else None, device=choice.device, precision=how.precision)
     except TrainingDiverged as err:
         raise UserError(f"{err} Resume with --resume --lr SMALLER.") from err
     except (ModelFileError, NoTrainingImages, ImageError, ValueError, TypeError) as err:
@@ -213,7 +220,7 @@ def _targets(args: argparse.Namespace) -> list[Path]:
 
 def _apply(args: argparse.Namespace) -> int:
     from nstlab.data import open_image
-    from nstlab.device import choose_device
+    from nstlab.device import choose_device, choose_precision
     from nstlab.fast import apply
     from nstlab.fast.memory import check_apply_memory
     from nstlab.images import ImageError, save_image
@@ -223,6 +230,7 @@ def _apply(args: argparse.Namespace) -> int:
     targets = _targets(args)
     try:
         choice = choose_device(args.device)
+        how = choose_precision(args.precision, device=choice.device)
         if args.size is not None:  # before resizing to it: a huge --size would not fit even as a photo
             check_apply_memory(model.settings, args.size, args.size, choice.device)
         images = [open_image(c, size=args.size) for c in args.contents]  # every input is checked before any work
@@ -234,7 +242,7 @@ def _apply(args: argparse.Namespace) -> int:
         print(f"WARNING: {model.note}", flush=True)
     for content, image, target in zip(args.contents, images, targets, strict=True):
         start = time.perf_counter()
-        styled = apply(model, image.to(choice.device)).cpu()
+        styled = apply(model, image.to(choice.device), precision=how.precision).cpu()
         seconds = time.perf_counter() - start
         try:
             save_image(styled, target, overwrite=args.overwrite)
@@ -243,7 +251,7 @@ def _apply(args: argparse.Namespace) -> int:
         h, w = styled.shape[-2:]
         flag = "" if model.pretrained else " [UNTRAINED loss network: not a meaningful result]"
         print(f"wrote {target} ({w}x{h}) from {content} in the style of {model.style_name}: {seconds:.2f} s on "
-              f"{choice.device}{flag}")
+              f"{choice.device} in {how.precision}{flag}")
     return 0
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from nstlab.device import autocast, channels_last, choose_precision
 from nstlab.fast.network import MIN_SIDE, TransformNet
 
 # What a model file says it is, and the layout version this nstlab writes (and the newest it reads).
@@ -99,14 +100,17 @@ def default_models_dir() -> Path:
     return Path(torch.hub.get_dir()).parent / "nstlab" / "fast_models"
 
 
-def apply(model: FastModel, image: torch.Tensor) -> torch.Tensor:
+def apply(model: FastModel, image: torch.Tensor, *, precision: str = "fp32") -> torch.Tensor:
     """Stylise images with a trained model: one forward pass, without gradient.
 
-    The model's network is moved to the images' device if it is elsewhere.
+    The model's network is moved to the images' device if it is elsewhere, and runs channels-last (the network
+    is converted once, the image once per call).
 
     Args:
         model: a :class:`FastModel` (or a bare :class:`nstlab.fast.TransformNet`).
         image: photos of shape (N, 3, H, W) in [0, 1], at least 8 pixels on each side.
+        precision: ``"fp32"`` (the default: the reference that exports are checked against), ``"bf16"`` or
+            ``"auto"`` (:func:`nstlab.device.choose_precision`).
 
     Returns:
         Stylised images of the same shape, in [0, 1], on the same device, float32.
@@ -124,10 +128,13 @@ def apply(model: FastModel, image: torch.Tensor) -> torch.Tensor:
     if min(image.shape[-2:]) < MIN_SIDE:
         raise ValueError(f"image is {image.shape[-1]}x{image.shape[-2]} pixels; the network needs at least "
                          f"{MIN_SIDE} on each side. Use a larger image.")
+    how = choose_precision(precision, device=image.device).precision
     if next(net.parameters()).device != image.device:
         net.to(image.device)
-    with torch.no_grad():
-        return net(image.float())
+    if image.device.type in ("cpu", "cuda"):
+        channels_last(net)  # converts the parameters the first time; later calls find them converted
+    with torch.no_grad(), autocast(how, image.device):
+        return net(channels_last(image.float())).float().contiguous()
 
 
 def thumbnail(image: torch.Tensor, side: int = THUMBNAIL_SIDE) -> torch.Tensor:

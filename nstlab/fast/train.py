@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from nstlab import __version__
+from nstlab.device import autocast, channels_last, choose_device, choose_precision
 from nstlab.fast.config import FastConfig
 from nstlab.fast.data import TrainingImages
 from nstlab.fast.loss import JOHNSON_CONTENT_LAYER, perceptual_loss, style_targets, tv_loss
@@ -82,21 +83,24 @@ def train_step(net: nn.Module, extractor: nn.Module, optimizer: torch.optim.Opti
 
 
 def _step(net, extractor, optimizer, batch, style_grams, *, content_layer: str, content_weight: float,
-          style_weight: float, tv_weight: float = 0.0, step: int | None = None) -> tuple[float, float, float]:
-    """:func:`train_step` with the total variation term and the step's number for the NaN message (train's loop)."""
+          style_weight: float, tv_weight: float = 0.0, step: int | None = None,
+          precision: str = "fp32") -> tuple[float, float, float]:
+    """:func:`train_step` with the total variation term, the step's number for the NaN message and the precision
+    of the network passes (``"fp32"`` or ``"bf16"`` autocast; the losses and Adam's moments stay float32)."""
     if not isinstance(batch, torch.Tensor) or batch.ndim != 4 or batch.shape[1] != 3:
         got = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
         raise ValueError(f"batch must have shape (N, 3, H, W) in [0, 1], got {got}; add a batch dimension with "
                          "x[None].")
     optimizer.zero_grad(set_to_none=True)
-    with torch.no_grad():
-        content_features = extractor(batch)[content_layer]  # (N, C, H/2, W/2) at relu2_2
-    y_hat = net(batch)  # (N, 3, H, W)
-    features = extractor(y_hat)
+    with autocast(precision, batch.device):
+        with torch.no_grad():
+            content_features = extractor(batch)[content_layer]  # (N, C, H/2, W/2) at relu2_2
+        y_hat = net(batch)  # (N, 3, H, W)
+        features = extractor(y_hat)
     total, content, style = perceptual_loss(features, content_features, style_grams, content_layer=content_layer,
                                             content_weight=content_weight, style_weight=style_weight)
     if tv_weight > 0:
-        total = total + tv_weight * tv_loss(y_hat)
+        total = total + tv_weight * tv_loss(y_hat.float())
     values = (total.item(), content.item(), style.item())
     if not all(math.isfinite(v) for v in values):
         where = f"at step {step}" if step is not None else "in this step"
@@ -233,7 +237,7 @@ def train(style_image: torch.Tensor | str | os.PathLike, images: str | os.PathLi
           config: FastConfig = FastConfig(), *, backbone: Backbone | None = None, fallback: str | None = None,
           checkpoint: str | os.PathLike | None = None, resume: bool = True,
           preview: Callable[[int, torch.Tensor], object] | None = None, progress: bool | None = True,
-          device: str | torch.device | None = None) -> TrainResult:
+          device: str | torch.device | None = None, precision: str | None = None) -> TrainResult:
     r"""Train a transform network for one style (Johnson et al. 2016): Adam on the perceptual loss.
 
     Args:
@@ -251,6 +255,8 @@ def train(style_image: torch.Tensor | str | os.PathLike, images: str | os.PathLi
             the network's output for a fixed set of crops, (2, 3, size, size); returning ``True`` stops the run.
         progress: show a progress bar with the losses (``None``: hidden under nbgrader).
         device: where to train; default :func:`nstlab.device.choose_device`.
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` for the network passes (default: ``NSTLAB_PRECISION``,
+            else auto; :func:`nstlab.device.choose_precision`). Both networks run channels-last.
 
     Returns:
         A :class:`TrainResult`.
@@ -267,13 +273,13 @@ def train(style_image: torch.Tensor | str | os.PathLike, images: str | os.PathLi
         >>> result.steps, len(result.history), result.model.pretrained, result.model.note.split()[0]
         (3, 3, False, 'UNTRAINED')
     """
-    from nstlab.device import choose_device
     from nstlab.vgg import VGGFeatures
     from nstlab.weights import load_backbone
 
     if not isinstance(config, FastConfig):
         raise TypeError(f"config must be a FastConfig (see fast_config), got {type(config).__name__}.")
     device = choose_device(device).device
+    how = choose_precision(precision, device=device).precision  # decided once for the run
     style, style_name = _style_image(style_image, config.style_size)
     photos = TrainingImages(images, size=config.size, scale_range=config.scale_range, seed=config.seed)
     if backbone is None:
@@ -281,12 +287,12 @@ def train(style_image: torch.Tensor | str | os.PathLike, images: str | os.PathLi
     if backbone.arch != "vgg16":
         raise ValueError(f"the loss network must be VGG16 (Johnson et al.), got {backbone.arch}; pass "
                          "load_backbone('vgg16').")
-    extractor = VGGFeatures(config.layers, backbone=backbone).to(device)
+    extractor = channels_last(VGGFeatures(config.layers, backbone=backbone).to(device))  # converted once
     grams = style_targets(extractor, style.to(device), layers=config.style_layers)
 
     with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the caller's RNG alone
         torch.manual_seed(config.seed)
-        net = TransformNet(width=config.width, blocks=config.blocks).to(device)
+        net = channels_last(TransformNet(width=config.width, blocks=config.blocks).to(device))
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     history: list[StepLosses] = []
     start, seconds_before = 0, 0.0
@@ -318,11 +324,12 @@ def train(style_image: torch.Tensor | str | os.PathLike, images: str | os.PathLi
     try:
         while step < config.steps:
             step += 1
-            batch = photos.batch(step, config.batch_size).to(device)  # (B, 3, size, size)
+            # (B, 3, size, size), converted to channels-last once; every convolution after it keeps the layout
+            batch = channels_last(photos.batch(step, config.batch_size).to(device))
             total, content, style_loss = _step(
                 net, extractor, optimizer, batch, grams, content_layer=config.content_layer,
                 content_weight=config.content_weight, style_weight=config.style_weight, tv_weight=config.tv_weight,
-                step=step)
+                step=step, precision=how)
             history.append(StepLosses(step, total, content, style_loss))
             if bar is not None:
                 bar.update(1)
