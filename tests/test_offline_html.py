@@ -19,13 +19,15 @@ from browser_helpers import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM
 from nstlab import course
 from nstlab.course import mathjax
 
-from conftest import copy_course
+from conftest import ROOT, copy_course
 
 ASSIGNMENT = "99-maths"
 # A formula of each kind the notebooks use: inline, display, bold symbols (autoloaded TeX extension), AMS.
 MATHS = (r"The error $E = \frac{1}{2}\sum_k (y_k - \hat y_k)^2$ falls along $-\nabla_w E$." "\n\n"
          r"$$\boldsymbol\delta^{l} = (\mathbf W^{l+1})^\top \boldsymbol\delta^{l+1} \odot \sigma'(\mathbf z^{l})$$"
-         "\n\n" r"\begin{align} G_{ij} &= \sum_k F_{ik} F_{jk} \end{align}")
+         "\n\n" r"\begin{align} G_{ij} &= \sum_k F_{ik} F_{jk} \end{align}"
+         "\n\n" r"The loss $\mathcal{L}_{\text{style}}$ of an image $x \in \mathbb{R}^{3 \times H \times W}$.")
+FORMULAE = 6
 SOURCE = f'''\
 # %% [markdown]
 # # 99 · Maths in the feedback
@@ -57,8 +59,8 @@ def open_offline(html: Path) -> dict:
     """Open ``html`` from disk in headless Chromium, refusing every request that is not for a local file.
 
     Returns what the page showed: ``typeset`` (number of typeset formulae), ``text`` (the page's text),
-    ``requests`` (every URL asked for), ``errors`` (console errors and failed requests) and ``bold`` (the
-    font weight of each symbol set in bold).
+    ``requests`` (every URL asked for), ``errors`` (console errors and failed requests), ``bold`` (the
+    font weight of each symbol set in bold) and ``untypeset`` (text of markdown that still shows TeX).
     """
     from playwright.sync_api import sync_playwright
 
@@ -80,15 +82,21 @@ def open_offline(html: Path) -> dict:
             bold = page.eval_on_selector_all(f"{TYPESET} [mathvariant^=bold]",
                                              "els => els.map(e => getComputedStyle(e).fontWeight)")
             text = page.inner_text("body")
+            # Markdown text that still holds a TeX delimiter: a formula MathJax left alone.
+            untypeset = page.eval_on_selector_all(
+                ".jp-MarkdownOutput, .text_cell_render",
+                r"els => els.map(e => e.innerText).filter(t => /\$|\\\(|\\\[|\\begin\{/.test(t))")
         finally:
             browser.close()
-    return {"typeset": typeset, "text": text, "requests": requests, "errors": errors, "bold": bold}
+    return {"typeset": typeset, "text": text, "requests": requests, "errors": errors, "bold": bold,
+            "untypeset": untypeset}
 
 
 def _assert_typeset_offline(html: Path, seen: dict, formulae: int) -> None:
     assert seen["requests"] == [html.resolve().as_uri()], seen["requests"]  # the page itself, nothing else
     assert seen["errors"] == [], seen["errors"]
     assert seen["typeset"] == formulae, seen
+    assert seen["untypeset"] == [], seen["untypeset"]
     # \mathbf and \boldsymbol symbols (four in MATHS) are drawn bold, also where the browser's MathML does
     # not know mathvariant (Chromium)
     assert len(seen["bold"]) == 4 and all(int(w) >= 700 for w in seen["bold"]), seen["bold"]
@@ -112,13 +120,28 @@ def test_missing_mathjax_is_one_error_that_says_how_to_install_it(monkeypatch):
 
 @needs_mathjax
 @pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+@pytest.mark.parametrize("assignment", ["03-backprop", "06-style-transfer"])
+def test_course_notebooks_export_with_every_formula_typeset_offline(assignment: str, tmp_path: Path):
+    """The notebooks with the most mathematics: MathJax needs nothing it would have to fetch for them."""
+    nb = nbformat.read(ROOT / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
+    html, _ = mathjax.OfflineHTMLExporter().from_notebook_node(nb)
+    page = tmp_path / f"{assignment}.html"
+    page.write_text(html, encoding="utf-8")
+    seen = open_offline(page)
+    assert seen["requests"] == [page.resolve().as_uri()] and seen["errors"] == [], seen
+    assert seen["typeset"] > 0
+    assert seen["untypeset"] == [], seen["untypeset"]
+
+
+@needs_mathjax
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 @pytest.mark.parametrize("template", ["lab", "classic"])
 def test_exported_html_typesets_its_formulae_from_disk_with_no_network(template: str, tmp_path: Path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(MATHS)])
     html, _ = mathjax.OfflineHTMLExporter(template_name=template).from_notebook_node(nb)
     page = tmp_path / f"export-{template}.html"
     page.write_text(html, encoding="utf-8")
-    _assert_typeset_offline(page, open_offline(page), formulae=4)
+    _assert_typeset_offline(page, open_offline(page), formulae=FORMULAE)
 
 
 @pytest.mark.slow
@@ -145,5 +168,5 @@ def test_feedback_typesets_its_formulae_from_disk_with_no_network(tmp_path: Path
     alone.parent.mkdir()
     alone.write_bytes(feedback.read_bytes())
     seen = open_offline(alone)
-    _assert_typeset_offline(alone, seen, formulae=4)
+    _assert_typeset_offline(alone, seen, formulae=FORMULAE)
     assert "NotImplementedError" in seen["text"]  # the blank answer's error, as the feedback shows it

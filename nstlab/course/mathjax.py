@@ -39,6 +39,9 @@ CORE = ("MathJax.js", "config/TeX-AMS-MML_HTMLorMML-full.js", "extensions/Safe.j
 # TeX extensions that MathJax 2 loads by itself when a formula uses one of their macros (TeX's autoload
 # list); preloaded, since an inlined MathJax has no folder to load them from.
 AUTOLOADED = ("HTML", "bbox", "boldsymbol", "mathchoice", "newcommand", "unicode", "verb")
+# MathML's operator dictionary (spacing and stretching of each operator), loaded by MathJax block by block of
+# Unicode as formulae need them; 80 kB in all.
+OPERATOR_TABLES = Path("jax") / "element" / "mml" / "optable"
 # The same settings as nbconvert's mathjax.html.j2 (delimiters, AMS equation numbers), plus: MathML output,
 # start once the whole page (every inlined script) is there, and no menu, whose code would be fetched.
 CONFIG = r"""window.MathJax = {
@@ -55,12 +58,20 @@ CONFIG = r"""window.MathJax = {
   "fast-preview": {disabled: true}
 };"""
 # The combined configuration picks HTML-CSS output for Chromium (MathJax 2.7 predates its MathML support),
-# whose start would fetch font data; register MathML output in its place before any output starts.
+# whose start would fetch font data; register MathML output in its place before any output starts. MathML
+# output draws \mathcal, \mathbb and \mathfrak in MathJax's fonts where the computer has them (its web fonts
+# are not installed): their @font-face rules name the local fonts instead of files that are not there.
 MATHML_OUTPUT = r"""MathJax.Ajax.loadComplete("[MathJax]/jax/output/HTML-CSS/fonts/TeX/fontdata.js");
 MathJax.Hub.Register.StartupHook("End Config", function () {
   var outputs = MathJax.Hub.outputJax["jax/mml"] || [];
   for (var i = outputs.length - 1; i >= 0; i--) { if (outputs[i].id !== "NativeMML") outputs.splice(i, 1); }
   if (outputs.length === 0) MathJax.OutputJax.NativeMML.Register("jax/mml");
+});
+MathJax.Hub.Register.StartupHook("NativeMML Jax Startup", function () {
+  var styles = MathJax.OutputJax.NativeMML.config.styles;
+  for (var key in styles) {
+    if (key.indexOf("@font-face") === 0) styles[key].src = "local('" + styles[key]["font-family"].replace(/-WEB$/, "") + "')";
+  }
 });"""
 
 # Chromium draws MathML Core, which ignores mathvariant except "normal": without these rules \mathbf{W} and
@@ -104,6 +115,7 @@ def inline_script() -> str:
     folder = mathjax_folder()
     parts = [CONFIG, *(_script_text(folder / name) for name in CORE)]
     parts += [_script_text(folder / "extensions" / "TeX" / f"{name}.js") for name in AUTOLOADED]
+    parts += [_script_text(path) for path in sorted((folder / OPERATOR_TABLES).glob("*.js"))]
     parts.append(MATHML_OUTPUT)
     return "\n".join(parts)
 
