@@ -134,7 +134,8 @@ def test_each_bug_of_notebook_03_gets_the_message_that_names_it(tmp_path, monkey
         assert not failed, f"the solution notebook raised: {failed}"
         for grade_id, body, message in BUGS:
             index = next(i for i, c in enumerate(cells) if _grade_id(c) == grade_id)
-            check_index = next(i for i in range(index + 1, len(cells)) if cells[i].metadata.get("nbgrader", {}).get("grade"))
+            check_index = next(i for i in range(index + 1, len(cells))
+                               if cells[i].cell_type == "code" and cells[i].metadata.get("nbgrader", {}).get("grade"))
             client.execute_cell(_with_body(cells[index], body), index)
             check = nbformat.from_dict(dict(cells[check_index]))
             check.outputs = []

@@ -630,6 +630,27 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
+# ### Written question · the mean gradient
+#
+# Answer in a few sentences in the cell below (double-click it to edit); your instructor grades it by hand.
+#
+# **Question (2 points).** Notebook 02 stepped with $\eta\,\partial E/\partial W$, where $E$ is a sum over the
+# examples; `train` steps with $\eta/m$ times the summed gradient of a batch of $m$. Suppose you switch a
+# working run ($m = 10$, $\eta = 3$) to batches of $m = 100$. What happens to the size of a step with the
+# mean, and with the sum if you keep $\eta = 3$? Which $\eta$ would make the summed version take the same
+# steps as the mean?
+
+# %% [written] id=written_mean_gradient points=2
+# With the mean, a step is $\eta$ times an average of $m$ gradients, whose size does not grow with $m$:
+# batches of 100 only make the average less noisy, so $\eta = 3$ still works (with ten times fewer steps per
+# epoch). With the sum, a batch's gradient is about $m$ times one example's, so $\eta = 3$ with $m = 100$
+# makes steps of about $300$ times one example's gradient, where the mean makes steps of about $3$ times it
+# (and the sum with $m = 10$ about $30$ times): the steps are far too long, training overshoots and diverges.
+# The summed version takes the same steps as the mean with $\eta_{\text{sum}} = \eta/m = 3/100 = 0.03$. That
+# is what `train` does inside (`eta / len(batch)`), so that the library's $\eta$ is chosen once, whatever the
+# batch size.
+
+# %% [markdown]
 # ## 7 · Handwritten digits, with your own code
 #
 # The same code scales to a real task: the UCI handwritten digits that ship with scikit-learn, 1,797 images
@@ -733,6 +754,26 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
+# ### Written question · overfitting
+#
+# Answer in a few sentences in the cell below (double-click it to edit); your instructor grades it by hand.
+#
+# **Question (2 points).** In the overfitting figure, the training accuracy on 50 digits reaches 100 % while
+# the test accuracy stays far lower and stops improving. What has the network learned, and why does training
+# longer not help? Name two remedies, and say on which data you would choose between them.
+
+# %% [written] id=written_overfitting points=2
+# With 2,260 parameters and only 50 examples, the network can fit those 50 images exactly, including what is
+# peculiar to them (a particular stroke, a position), instead of what makes a digit a 3 in general. Once
+# every training example is classified correctly, the gradient only makes the training outputs more
+# confident; nothing in the 50 images tells the network about the test digits, so the test accuracy stays
+# where it is. Remedies: more training data (the whole training set gives about 96 %), stopping early when the
+# accuracy on held-out data stops rising, a smaller network, or regularisation such as weight decay (or
+# augmenting the data with shifted digits). The choice between them, like every hyper-parameter, is made on a
+# validation set held out from the training data, never on the test set, which must stay unseen to give an
+# honest final estimate.
+
+# %% [markdown]
 # ## 8 · Softmax outputs and the cross-entropy
 #
 # ### The learning slowdown of squared error
@@ -781,6 +822,25 @@ for ax in axes:
 fig.tight_layout()
 plt.show()
 plt.close(fig)
+
+# %% [markdown]
+# ### Written question · the learning slowdown
+#
+# Answer in a few sentences in the cell below (double-click it to edit); your instructor grades it by hand.
+#
+# **Question (2 points).** A sigmoid output neuron gives $\hat y = 0.98$ for an example whose target is
+# $t = 0$. Using the output error term, explain why it learns slowly with the squared error and fast with the
+# cross-entropy, and why, with the squared error, this is worst exactly when the neuron is most wrong.
+
+# %% [written] id=written_slowdown points=2
+# Every gradient of the output layer is proportional to the error term $\delta^L$. With the squared error,
+# $\delta^L = (\hat y - t)\,\sigma'(z^L) = (\hat y - t)\,\hat y (1 - \hat y) = 0.98 \cdot 0.98 \cdot 0.02 \approx 0.019$: the
+# error is large but $\sigma'$ is tiny, because the neuron is saturated. The more confidently wrong the neuron
+# is ($\hat y \to 1$ for $t = 0$), the smaller $\sigma'$ gets, so the learning is slowest exactly when the
+# error is largest. The cross-entropy's derivative $\partial C/\partial \hat y = (\hat y - t)/(\hat y(1 - \hat y))$
+# cancels the factor $\sigma'$, leaving $\delta^L = \hat y - t = 0.98$, about fifty times larger here: the
+# step is proportional to the error itself, so a badly wrong neuron corrects itself quickly (the figure of
+# section 8).
 
 # %% [markdown]
 # ### Softmax: outputs that are probabilities
