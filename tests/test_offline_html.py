@@ -112,6 +112,24 @@ def test_inline_script_holds_no_url_that_a_page_would_load():
     assert "</script" not in script.lower() and "<!--" not in script
 
 
+@needs_mathjax
+def test_inline_script_is_mathjax_with_the_course_settings_first():
+    script = mathjax.inline_script()
+    assert script.startswith("window.MathJax = {") and mathjax.MATHML_OUTPUT in script
+
+
+def test_without_mathjax_export_still_works_and_loads_mathjax_from_the_cdn(monkeypatch):
+    """Feedback must still be written where the dependency is missing: nbconvert's CDN MathJax, and a warning."""
+    monkeypatch.setattr(mathjax, "PACKAGE", "nstlab_no_such_package")
+    mathjax.inline_script.cache_clear()
+    try:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(MATHS)])
+        html, _ = mathjax.OfflineHTMLExporter().from_notebook_node(nb)
+    finally:
+        mathjax.inline_script.cache_clear()
+    assert "cdnjs.cloudflare.com/ajax/libs/mathjax" in html
+
+
 def test_missing_mathjax_is_one_error_that_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(mathjax, "PACKAGE", "nstlab_no_such_package")
     with pytest.raises(mathjax.MathJaxMissing, match="pip install jupyter-server-mathjax"):
