@@ -27,6 +27,7 @@
 # **Runtime** (fast profile): 30 to 45 s on a 2-core CPU; GPU: not measured yet.
 
 # %%
+import contextlib
 import copy
 import time
 
@@ -557,6 +558,25 @@ for name, volume in maps.items():
     print(f"{name:10s} {shape:34s} {params.get(name, '')}")
 
 # %% [markdown]
+# ### Written question · what the convolution saves
+#
+# Answer in a few sentences in the cell below (double-click it to edit); your instructor grades it by hand.
+#
+# **Question (2 points).** `conv1_2` maps a 16 × 8 × 8 volume to a 32 × 8 × 8 one with 4,640 parameters. How
+# many would a fully connected layer between the same two volumes need? Which two assumptions about images
+# let the convolution do with so few, and for what kind of input would one of them be wrong?
+
+# %% [written] id=written_weight_sharing points=2
+# A fully connected layer needs one weight per pair of input and output neurons plus a bias per output:
+# $1024 \cdot 2048 + 2048 = 2{,}099{,}200$ parameters, 450 times more. The convolution rests on **locality**
+# (a neuron needs only a small window, $3 \times 3$ positions of all 16 channels, 144 weights instead of 1,024)
+# and on **weight sharing** (a pattern can appear anywhere, so all 64 positions of one depth slice use the same
+# kernel): 32 kernels of 144 weights and 32 biases, $32 \cdot 144 + 32 = 4{,}640$. Locality fails for inputs
+# whose neighbouring entries are unrelated, such as a table of measurements whose column order is arbitrary;
+# sharing is less apt for aligned images where position carries meaning (centred faces, where an eye is
+# always found at the same place and other places need other detectors).
+
+# %% [markdown]
 # ### Exercise 6 · `SmallCNN`: a whole CNN from your layers
 #
 # Now assemble that network yourself, as a PyTorch **module**. A class derived from `nn.Module` has two
@@ -617,9 +637,6 @@ class SmallCNN(nn.Module):
         ### END SOLUTION
 
 # %% [check] id=check_small_cnn points=4
-import contextlib
-
-
 @contextlib.contextmanager
 def library_layers():
     """Run the block with the library's relu, conv2d and max_pool2d in place of yours, then put yours back.
@@ -955,7 +972,30 @@ for label, path in runs.items():
 # start of its path), because it divides each coordinate's gradient by its own typical size. Both end far
 # below gradient descent. In the CNN the gradients of the first convolution's kernels and of `fc2`'s weights
 # differ in size in the same way, which is why the library trains it with Adam.
+
+# %% [markdown]
+# ### Written question · a rotated bowl
 #
+# Answer in a few sentences in the cell below (double-click it to edit); your instructor grades it by hand.
+#
+# **Question (2 points).** Rotate the bowl by 45°, so that its steep and shallow directions both mix $w_0$ and
+# $w_1$ (for a rotation matrix `R`, the loss `lambda w: bowl(w @ R)`, started from the rotated starting
+# point). Which of the three optimisers take exactly the same losses step by step as before, and which loses
+# its advantage? Explain why from the update formulas. (You may try it with `optimisers.descend`.)
+
+# %% [written] id=written_rotated_bowl points=2
+# Gradient descent and momentum build their steps from sums and multiples of gradients only, and rotating the
+# coordinates rotates every gradient the same way, so their whole paths rotate with the bowl and the losses
+# are the same at every step (after 100 steps still about 0.17 and $1.5 \cdot 10^{-4}$). Adam divides each
+# *coordinate* by its own $\sqrt{\hat v}$, which does not commute with a rotation. On the aligned bowl the
+# steep direction is exactly $w_1$, so this division acts like a separate learning rate per direction, small
+# for the steep one and large for the shallow one. Rotated, both coordinates mix steep and shallow parts and
+# have gradients of similar size, so the division no longer tells the directions apart: Adam moves roughly
+# along the signs of the gradient and zig-zags across the valley (with $\eta = 0.1$ it ends near $E \approx 3$,
+# worse than gradient descent). Adam helps most when the parameters whose gradients differ in scale are
+# themselves the steep and shallow directions, as for different layers of a network.
+
+# %% [markdown]
 # ## 6 · Training the CNN
 #
 # The UCI digits (`data.digits`) are 1,797 handwritten digits of 8 × 8 pixels; 80 % train the network, and
@@ -1136,7 +1176,7 @@ schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=profile.t
 shuffle = torch.Generator().manual_seed(profile.seed)
 my_loss, my_test_accuracy = [], []
 start = time.perf_counter()
-for epoch in range(profile.train_epochs):
+for _ in range(profile.train_epochs):
     my_loss.append(train_epoch(my_model, optimiser, digits.x_train, digits.y_train, batch_size=32, generator=shuffle))
     schedule.step()
     my_model.eval()
@@ -1167,6 +1207,26 @@ plt.close(fig)
 # almost on top of each other; in the fast profile both reach about 97 % or more on digits they never saw.
 # Your network takes a few times longer per epoch, the price of `unfold` and `einsum` against torch's
 # dedicated routines.
+
+# %% [markdown]
+# ### Written question · training and evaluation modes
+#
+# Answer in a few sentences in the cell below (double-click it to edit); your instructor grades it by hand.
+#
+# **Question (2 points).** `SmallCNN` has no dropout, so its mode changes nothing. Suppose `fc1` were followed
+# by dropout with $p = 0.5$ (in training mode it zeroes each neuron with probability $p$ and doubles the
+# others). What would go wrong, and would you notice, (a) if `train_epoch` forgot `model.train()` after an
+# evaluation, (b) if the test accuracy were measured without `model.eval()`?
+
+# %% [written] id=written_train_eval points=2
+# (a) After the first evaluation the network stays in evaluation mode, where dropout does nothing: from the
+# second epoch on it trains without dropout. Nothing fails and the training loss even falls faster; the only
+# sign is that the network overfits as if dropout had never been added (the gap between training and test
+# accuracy grows), so the mistake easily goes unnoticed. (b) In training mode dropout stays active at test
+# time: every prediction uses a random half of `fc1`'s neurons, so the scores are noisy, the accuracy is lower
+# than the network's real accuracy and changes from one evaluation to the next (a hint that something is
+# wrong). With batch normalisation the effects are similar: in training mode a prediction would depend on the
+# other images of the batch, and evaluating would overwrite its stored averages with the test data.
 
 # %% [markdown]
 # ## 7 · What did it learn?
