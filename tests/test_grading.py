@@ -181,7 +181,8 @@ def test_feedback_does_not_reveal_hidden_tests(graded: Graded):
               for c in solution.cells if "### BEGIN HIDDEN TESTS" in c.source]
     assert hidden, "every assignment should have hidden tests"
     lines = [" ".join(ln.split()) for block in hidden for ln in block.splitlines() if len(ln.strip()) > 20]
-    visible = [" ".join(ln.split()) for c in solution.cells if c.metadata.get("nbgrader", {}).get("grade")
+    visible = [" ".join(ln.split()) for c in solution.cells
+               if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")  # check cells
                for ln in c.source.split("### BEGIN HIDDEN TESTS")[0].splitlines()]
     assert lines, "the hidden tests should have lines long enough to search for"
     assert all(line in text for line in visible if len(line) > 20), "feedback should show the visible checks"
@@ -268,6 +269,11 @@ def _with_answer(release: nbformat.NotebookNode, answer: str, *, code: str = "re
     return nb
 
 
+def _without(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != grade_id]
+    return nb
+
+
 def _scores(root: Path, assignment: str) -> dict[str, tuple[float, float]]:
     export = course.export(root / "grades.csv", root=root, quiet=True)
     with export.open(newline="") as f:
@@ -295,6 +301,7 @@ def written_class(tmp_path_factory) -> WrittenClass:
         "repointed": _with_answer(release, answer, points=100),
         # A failing check made ungraded would be left to the instructor's grading, as if it were written.
         "unchecked": _with_answer(release, answer, code="return x", cell="check_double", grade=False),
+        "deleted": _without(_with_answer(release, answer, code="return x"), "check_double"),  # its failing check
     }.items():
         folder = root / "course" / "submitted" / student / WRITTEN
         folder.mkdir(parents=True)
@@ -321,15 +328,25 @@ def test_autograde_scores_the_code_and_leaves_written_answers_to_the_instructor(
     """Blank: 0 of 3, nothing waits. Every answered written question waits, whatever its metadata said."""
     scores = written_class.scores
     assert scores["blank"] == (0, 3) and scores["solution"] == (1, 3) and scores["answered"] == (1, 3), scores
-    assert written_class.done.by_hand == {s: ["why_linear"] for s in ("answered", "repointed", "solution",
-                                                                       "unchecked", "ungraded")}
+    assert written_class.done.by_hand == {**{s: ["why_linear"] for s in ("answered", "repointed", "solution",
+                                                                          "unchecked", "ungraded")},
+                                          "deleted": ["check_double", "why_linear"]}
 
 
 def test_autograde_summary_says_how_many_answers_await_grading_and_how(written_class: WrittenClass):
     summary = written_class.done.summary()
     assert "by hand     answered: why_linear" in summary and "by hand     blank" not in summary
-    assert "5 answers of 5 students await grading by hand" in summary, summary
+    assert "6 written answers of 6 students await grading by hand" in summary, summary
     assert "Formgrader" in summary and f"nstlab course feedback {WRITTEN}" in summary
+
+
+def test_a_deleted_check_cell_is_not_mistaken_for_a_written_answer(written_class: WrittenClass):
+    """nbgrader leaves a graded cell missing from the submission for manual grading too (0 meanwhile); the
+    summary names it apart from the written answers."""
+    summary = written_class.done.summary()
+    assert "unscored    deleted: check_double" in summary and "by hand     deleted: why_linear" in summary
+    assert "1 other graded cell nbgrader could not score" in summary, summary
+    assert written_class.scores["deleted"] == (0, 3)
 
 
 def test_a_student_cannot_take_their_written_answer_out_of_grading(written_class: WrittenClass):
@@ -357,7 +374,7 @@ def test_a_check_cell_made_ungraded_is_graded_all_the_same(written_class: Writte
 
 
 def test_feedback_says_which_answers_are_not_graded_yet(written_class: WrittenClass):
-    assert "5 answers of 5 students await grading by hand" in written_class.printed, written_class.printed
+    assert "6 written answers of 6 students await grading by hand" in written_class.printed, written_class.printed
 
 
 def test_grades_given_by_hand_complete_the_score_and_nothing_waits(written_class: WrittenClass):

@@ -23,8 +23,14 @@ exit               os._exit in the first exercise (2 of 4, not 0)
 damaged            correct, with a check cell's nbgrader metadata damaged (repaired: 4 of 4)
 tamper             wrong answer and an edited check cell (restored: 0 for it, reported)
 huge               correct, prints 50 MB (4 of 4; graded notebook and feedback stay small)
+repoint            answers a written question and gives it 100 points (restored, reported; it waits for
+                   the instructor)
+ungrade            answers a written question and removes its grade flag (repaired, reported; it waits)
 broken             not a notebook: "not graded: <reason>" in the summary and the export
 =================  =====================================================================================
+
+Written answers are graded by hand: the export's scores are the autograded points, and the summary lists
+every answered written question as waiting for the instructor (honest's model answers included).
 """
 
 from __future__ import annotations
@@ -63,12 +69,17 @@ def _solution_code(nb, grade_id: str) -> str:
     return cell.source
 
 
+WRITTEN = ["written_luminance_weights", "written_hidden_tests"]  # 00-welcome's written questions, in order
+
+
 def _with(release, **bodies) -> nbformat.NotebookNode:
     """The release with the given exercises' bodies replaced (``grade_id=code``) and cells edited."""
     nb = nbformat.from_dict(json.loads(json.dumps(release)))
     for cell in nb.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in bodies:
+        if gid in bodies and cell.cell_type == "markdown":  # a written answer: the whole cell is the student's
+            cell.source = bodies[gid]
+        elif gid in bodies:
             body = "\n".join("    " + line for line in bodies[gid].strip("\n").splitlines())
             cell.source = cell.source.replace("    # YOUR CODE HERE\n    raise NotImplementedError()", body)
     return nb
@@ -226,8 +237,14 @@ os._exit(3)
         "damaged": _with(release, **right),
         "tamper": _with(release, array_to_tensor="return None", luminance=RIGHT_LUM),
         "huge": _with(release, array_to_tensor="print('x' * 50_000_000)\n" + RIGHT_A2T, luminance=RIGHT_LUM),
+        "repoint": _with(release, written_luminance_weights="They sum to 1."),
+        "ungrade": _with(release, written_hidden_tests="A hard-coded answer."),
         "broken": "{ this is not a notebook",
     }
+    for student, grade_id, change in (("repoint", "written_luminance_weights", {"points": 100}),
+                                      ("ungrade", "written_hidden_tests", {"grade": False})):
+        cell = next(c for c in subs[student].cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+        cell.metadata["nbgrader"].update(change)
     damaged = subs["damaged"]
     check = next(c for c in damaged.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "check_luminance")
     check.metadata["nbgrader"] = {"grade": "yes", "points": "lots"}  # invalid: would fail validation
@@ -311,7 +328,8 @@ def _outputs(batch: Batch, student: str) -> str:
 @pytest.mark.parametrize("student, expected", [
     ("honest", 4), ("half", 2), ("blank", 0), ("damaged", 4), ("huge", 4), ("hog", 2), ("swallow", 2),
     ("exit", 2), ("detached", 2), ("network", 2), ("forker", 2), ("reference", 2), ("tamper", 2),
-    ("reassign", 0), ("subclass", 0), ("overwriter", 0), ("deleter", 0), ("reader", 0),
+    ("reassign", 0), ("subclass", 0), ("overwriter", 0), ("deleter", 0), ("reader", 0), ("repoint", 0),
+    ("ungrade", 0),
 ])
 def test_every_graded_student_gets_exactly_the_points_their_answers_earn(batch: Batch, student, expected):
     assert batch.status[student] in ("graded", "flagged"), batch.summary
@@ -435,4 +453,28 @@ def test_the_class_was_executed_in_parallel_jobs_and_recorded_by_one_process(bat
 
 def test_autograde_summary_counts_graded_failed_and_flagged(batch: Batch):
     first = batch.summary.splitlines()[0]
-    assert "19 submissions" in first and "18 graded, 1 not graded" in first
+    assert "21 submissions" in first and "20 graded, 1 not graded" in first
+
+
+def test_a_student_cannot_grade_their_own_written_answer(batch: Batch):
+    """A written cell given 100 points, or no grade flag, is restored and flagged like any other tampering;
+    the answer still waits for the instructor, with the release's points."""
+    assert any(e["kind"] == "tampered" and "written_luminance_weights" in e["message"] and "points" in e["message"]
+               for e in batch.reports["repoint"].events), batch.reports["repoint"].events
+    assert any(e["kind"] == "repaired" and "written_hidden_tests" in e["message"]
+               for e in batch.reports["ungrade"].events), batch.reports["ungrade"].events
+    assert batch.status["repoint"] == "flagged" and batch.status["ungrade"] == "flagged"
+    assert "by hand     repoint: written_luminance_weights" in batch.summary
+    assert "by hand     ungrade: written_hidden_tests" in batch.summary
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{batch.root / 'course' / 'gradebook.db'}") as db:
+        grade = db.find_grade("written_luminance_weights", A, A, "repoint")
+        assert grade.max_score == 1 and grade.auto_score is None and grade.needs_manual_grade
+
+
+def test_the_summary_leaves_answered_written_questions_to_the_instructor(batch: Batch):
+    """honest's model answers wait for grading by hand; blank's unanswered ones are 0 and do not wait."""
+    assert f"by hand     honest: {', '.join(WRITTEN)}" in batch.summary, batch.summary
+    assert "by hand     blank" not in batch.summary
+    assert "await grading by hand" in batch.summary and "Formgrader" in batch.summary

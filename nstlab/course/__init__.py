@@ -198,9 +198,9 @@ def feedback(name: str, *, root: Path | None = None, quiet: bool = False) -> lis
                       root=root, check=False, capture=True)
     if not quiet:
         print(result.stdout, result.stderr, sep="", end="")
-        from nstlab.course.batch import awaiting_manual_grade, manual_grading_note
+        from nstlab.course.batch import awaiting_manual_grade, manual_grading_note, written_answers
 
-        if note := manual_grading_note(name, awaiting_manual_grade(name, root=root)):
+        if note := manual_grading_note(name, awaiting_manual_grade(name, root=root), written_answers(name, root=root)):
             print(f"feedback shows these answers without a score: {note}")
     missing = []
     for graded in sorted((root / "course" / "autograded").glob(f"*/{name}/{name}.ipynb")):

@@ -11,7 +11,8 @@ Written answers (``[written]`` cells, see :mod:`nstlab.course.authoring`) are nb
 answers: autograding gives an unanswered one 0 ("No response.") and leaves an answered one without a score,
 marked ``needs_manual_grade`` in the gradebook, until the instructor grades it in nbgrader's formgrader. Until
 then nbgrader's totals count it as nothing, so :func:`awaiting_manual_grade` lists them and the summary and
-``nstlab course feedback`` say so.
+``nstlab course feedback`` say so. nbgrader also leaves a check cell missing from a submission (deleted) for
+manual grading; the summary lists such cells apart, as "unscored", so that they are not taken for answers.
 """
 
 from __future__ import annotations
@@ -65,24 +66,46 @@ def awaiting_manual_grade(name: str, *, root: Path | None = None) -> dict[str, l
 
 def _cell_order(release: Path) -> dict[str, int]:
     """Position of each graded cell in the release, so that lists follow the notebook."""
-    import nbformat
-
-    try:
-        cells = nbformat.read(release, as_version=4).cells
-    except (OSError, ValueError):
-        return {}
-    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in cells]
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in _release_cells(release)]
     return {grade_id: i for i, grade_id in enumerate(ids) if grade_id}
 
 
-def manual_grading_note(name: str, waiting: dict[str, list[str]]) -> str:
-    """One line telling the instructor how many answers wait for them and how to grade them ("" if none)."""
-    if not waiting:
-        return ""
-    count = sum(len(ids) for ids in waiting.values())
-    return (f"{count} answer{'s' * (count != 1)} of {len(waiting)} student{'s' * (len(waiting) != 1)} "
-            f"await{'s' * (count == 1)} grading by hand (written questions; not in the scores until graded): "
-            + HOW_TO_GRADE_BY_HAND.format(assignment=name))
+def _release_cells(release: Path) -> list:
+    import nbformat
+
+    try:
+        return nbformat.read(release, as_version=4).cells
+    except (OSError, ValueError):
+        return []
+
+
+def written_answers(name: str, *, root: Path | None = None) -> list[str]:
+    """Grade ids of an assignment's written answers (markdown cells graded by hand), in notebook order."""
+    root = root or course_root()
+    return [c.metadata["nbgrader"]["grade_id"] for c in _release_cells(root / "notebooks" / name / f"{name}.ipynb")
+            if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")]
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
+def manual_grading_note(name: str, waiting: dict[str, list[str]], written: list[str]) -> str:
+    """One line telling the instructor what waits for them and how to grade it ("" if nothing does).
+
+    Written answers are expected to wait. Any other graded cell in ``waiting`` is one nbgrader could not
+    score: a check cell missing from the submission (deleted), or one graded by hand in an earlier round.
+    """
+    answers = {who: [i for i in ids if i in written] for who, ids in waiting.items()}
+    others = {who: [i for i in ids if i not in written] for who, ids in waiting.items()}
+    parts = []
+    if n := sum(map(len, answers.values())):
+        parts.append(f"{_plural(n, 'written answer')} of {_plural(sum(map(bool, answers.values())), 'student')} "
+                     f"await{'s' * (n == 1)} grading by hand (not in the scores until graded)")
+    if n := sum(map(len, others.values())):
+        parts.append(f"{_plural(n, 'other graded cell')} nbgrader could not score (missing from the submission, "
+                     "or graded by hand before; 0 until graded)")
+    return "; ".join(parts) + ": " + HOW_TO_GRADE_BY_HAND.format(assignment=name) if parts else ""
 
 
 @dataclass
@@ -94,6 +117,7 @@ class Autograded:
     seconds: float
     jobs: int
     by_hand: dict[str, list[str]] = field(default_factory=dict)  # student -> grade ids awaiting the instructor
+    written: list[str] = field(default_factory=list)  # grade ids of the assignment's written answers
 
     @property
     def graded(self) -> list:
@@ -119,9 +143,12 @@ class Autograded:
             for flag in report.flags:
                 lines.append(f"  flagged     {report.student}: {flag}")
         for student, ids in self.by_hand.items():
-            lines.append(f"  by hand     {student}: {', '.join(ids)}")
+            if answers := [i for i in ids if i in self.written]:
+                lines.append(f"  by hand     {student}: {', '.join(answers)}")
+            if others := [i for i in ids if i not in self.written]:
+                lines.append(f"  unscored    {student}: {', '.join(others)} (not in the submission?)")
         if self.by_hand:
-            lines.append(manual_grading_note(self.assignment, self.by_hand))
+            lines.append(manual_grading_note(self.assignment, self.by_hand, self.written))
         return "\n".join(lines)
 
 
@@ -205,7 +232,7 @@ def autograde(name: str, *, student: str | None = None, timeout: int | None = No
         found.append(report)
     graded = {r.student for r in found if r.status == "graded"}
     by_hand = {who: ids for who, ids in awaiting_manual_grade(name, root=root).items() if who in graded}
-    return Autograded(name, found, time.perf_counter() - start, jobs, by_hand)
+    return Autograded(name, found, time.perf_counter() - start, jobs, by_hand, written_answers(name, root=root))
 
 
 def _run_in_parallel(name: str, students: list[str], root: Path, scratch: Path, jobs: int,
