@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nstlab.data import builtin_image
+from nstlab.device import autocast, channels_last, choose_precision
 from nstlab.losses import content_loss
 from nstlab.progress import progress
 from nstlab.vgg import LAYER_NAMES
@@ -336,13 +337,18 @@ class TransferResult:
 
 def transfer(backbone: Backbone, data: Patches, *, head_epochs: int = 200, finetune_epochs: int = 10,
              eta_head: float = 0.01, eta_finetune: float = 1e-3, backbone_factor: float = 0.1, batch_size: int = 64,
-             seed: int = 0) -> TransferResult:
+             seed: int = 0, precision: str | None = None) -> TransferResult:
     r"""Train a head on a frozen backbone, then fine-tune the last block with it; compare on held-out patches.
 
     The body (everything before ``conv5_1``) is frozen in both stages, so its outputs are computed once. Stage
     1 trains :func:`train_head` on the pooled ``pool5`` features. Stage 2 starts from that head and trains it
     together with a copy of the last block (:func:`finetune`): Adam on mini-batches, learning rate
     ``eta_finetune`` for the head and ``backbone_factor * eta_finetune`` for the block.
+
+    The convolutions run channels-last (the copies of the backbone converted once, the patches once); the
+    frozen body's passes run in ``precision`` (``"fp32"``, ``"bf16"`` or ``"auto"``, default
+    ``NSTLAB_PRECISION`` else auto: :func:`nstlab.device.choose_precision`), their outputs kept in float32;
+    the training itself (head, fine-tuning, Adam's moments) stays float32.
 
     Returns:
         A :class:`TransferResult`; ``pretrained`` and ``note`` come from the backbone.
@@ -355,10 +361,13 @@ def transfer(backbone: Backbone, data: Patches, *, head_epochs: int = 200, finet
         (True, False)
     """
     body, last = split_backbone(backbone)
-    body, last = freeze(body).eval().to(data.x_train.device), last.to(data.x_train.device)  # compute where the data is
+    device = data.x_train.device  # compute where the data is
+    body, last = channels_last(freeze(body).eval().to(device)), channels_last(last.to(device))
+    how = choose_precision(precision, device=device).precision
+    with torch.no_grad(), autocast(how, device):
+        h_train = body(channels_last(normalise(data.x_train))).float()  # (N, 512, 2, 2) at 32-pixel patches
+        h_test = body(channels_last(normalise(data.x_test))).float()
     with torch.no_grad():
-        h_train = body(normalise(data.x_train))  # (N, 512, 2, 2) at 32-pixel patches
-        h_test = body(normalise(data.x_test))
         g_train = global_average_pool(last(h_train))  # (N, 512)
         g_test = global_average_pool(last(h_test))
     K = len(data.classes)

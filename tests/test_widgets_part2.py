@@ -72,7 +72,9 @@ from nstlab.widgets.feature_browser import feature_browser  # noqa: E402
 
 @pytest.fixture(scope="module")
 def browser():
-    return feature_browser(size=64, backbone=untrained_backbone("vgg16"), layers=("relu1_1", "relu2_1", "relu4_1"))
+    # float32 maps, compared below with VGGFeatures' own (bf16 is tested in test_precision.py)
+    return feature_browser(size=64, backbone=untrained_backbone("vgg16"), layers=("relu1_1", "relu2_1", "relu4_1"),
+                           precision="fp32")
 
 
 def test_browser_shows_the_chosen_channel_of_the_chosen_layer(browser):

@@ -107,10 +107,25 @@ def _conv(in_channels: int, out_channels: int, kernel_size: int, *, stride: int 
                          nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride))
 
 
+class _InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` that keeps a channels-last input channels-last.
+
+    torch's fused kernel returns the usual layout, so every convolution after it would copy its input back to
+    channels-last; for such inputs this computes :func:`instance_norm` instead (element-wise and reductions,
+    which keep the layout), in float32 also under bf16 autocast. Other inputs, and ONNX and Core ML exports,
+    take torch's kernel, which those formats know as InstanceNormalization.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return instance_norm(x.float(), self.weight, self.bias, eps=self.eps)
+        return super().forward(x)
+
+
 def _norm(channels: int) -> nn.InstanceNorm2d:
     # torch's module computes exactly instance_norm above (tests check it), in one fused kernel that ONNX and
-    # Core ML know as InstanceNormalization.
-    return nn.InstanceNorm2d(channels, affine=True, eps=EPS)
+    # Core ML know as InstanceNormalization; the subclass only keeps channels-last inputs in their layout.
+    return _InstanceNorm2d(channels, affine=True, eps=EPS)
 
 
 class ResidualBlock(nn.Module):

@@ -288,7 +288,7 @@ def train(style_image: torch.Tensor | str | os.PathLike, images: str | os.PathLi
         raise ValueError(f"the loss network must be VGG16 (Johnson et al.), got {backbone.arch}; pass "
                          "load_backbone('vgg16').")
     extractor = channels_last(VGGFeatures(config.layers, backbone=backbone).to(device))  # converted once
-    grams = style_targets(extractor, style.to(device), layers=config.style_layers)
+    grams = style_targets(extractor, channels_last(style.to(device)), layers=config.style_layers)
 
     with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the caller's RNG alone
         torch.manual_seed(config.seed)
@@ -309,7 +309,7 @@ def train(style_image: torch.Tensor | str | os.PathLike, images: str | os.PathLi
     preview_batch = None
     if preview is not None:  # the same crops at every call, drawn apart from the training batches
         generator = torch.Generator().manual_seed(PREVIEW_SEED)
-        preview_batch = torch.cat([photos.crop(generator) for _ in range(PREVIEW_IMAGES)]).to(device)
+        preview_batch = channels_last(torch.cat([photos.crop(generator) for _ in range(PREVIEW_IMAGES)]).to(device))
 
     def save(step: int, seconds: float) -> None:
         rows = torch.tensor([[h.total, h.content, h.style] for h in history], dtype=torch.float64).reshape(-1, 3)

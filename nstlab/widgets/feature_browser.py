@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from nstlab import data
+from nstlab.device import autocast, channels_last, choose_precision
 from nstlab.vgg import LAYER_NAMES, VGGFeatures
 from nstlab.weights import Backbone, load_backbone
 
@@ -56,10 +57,12 @@ class FeatureBrowser(widgets.VBox):
     ``note``) is public, so tests and curious students can read it."""
 
     def __init__(self, *, image: str = "chelsea", size: int = 128, backbone: Backbone | None = None,
-                 layers: tuple[str, ...] | None = None):
+                 layers: tuple[str, ...] | None = None, precision: str | None = None):
         backbone = backbone or load_backbone("vgg19", fallback="untrained")
         layers = layers or tuple(name for name in LAYER_NAMES[backbone.arch] if name.startswith("relu"))
-        self.extractor = VGGFeatures(layers, backbone=backbone)
+        self.extractor = channels_last(VGGFeatures(layers, backbone=backbone))  # converted once
+        # The precision of a new photo's pass (bf16 where the CPU computes it natively), decided once.
+        self.precision = choose_precision(precision, device="cpu").precision
         self.pretrained, self.note = backbone.pretrained, backbone.note
         self.size = size
         self._cache: dict[str, dict[str, torch.Tensor]] = {}
@@ -85,8 +88,10 @@ class FeatureBrowser(widgets.VBox):
         """Every browsed layer's features of a built-in photo, shape (C, H', W') each, computed once."""
         if name not in self._cache:
             photo = data.builtin_image(name, size=self.size)
-            with torch.no_grad():
-                self._cache[name] = {layer: f[0] for layer, f in self.extractor(photo).items()}
+            with torch.no_grad(), autocast(self.precision, photo.device):
+                maps = self.extractor(channels_last(photo))  # the photo converted once for all layers
+            # Stored in float32 and the usual layout: they are drawn, sorted and read by students.
+            self._cache[name] = {layer: f[0].float().contiguous() for layer, f in maps.items()}
             self._cache[name]["photo"] = photo[0]
         return self._cache[name]
 
@@ -118,7 +123,7 @@ class FeatureBrowser(widgets.VBox):
 
 
 def feature_browser(*, image: str = "chelsea", size: int = 128, backbone: Backbone | None = None,
-                    layers: tuple[str, ...] | None = None) -> FeatureBrowser:
+                    layers: tuple[str, ...] | None = None, precision: str | None = None) -> FeatureBrowser:
     """Build the feature-map browser for a built-in photo whose long side is ``size`` pixels.
 
     Args:
@@ -126,6 +131,8 @@ def feature_browser(*, image: str = "chelsea", size: int = 128, backbone: Backbo
         size: long side of the photo fed to VGG.
         backbone: the network; ``None`` loads pretrained VGG19, or the untrained fallback with a banner.
         layers: the layers offered; ``None``: every ``relu`` layer.
+        precision: of VGG's pass over a new photo, ``"fp32"``, ``"bf16"`` or ``"auto"`` (default
+            ``NSTLAB_PRECISION``, else auto: :func:`nstlab.device.choose_precision`); the maps are kept in float32.
 
     Example:
         >>> from nstlab.weights import untrained_backbone
@@ -135,4 +142,4 @@ def feature_browser(*, image: str = "chelsea", size: int = 128, backbone: Backbo
         >>> demo.channel.max, tuple(demo.map.shape)
         (255, (8, 8))
     """
-    return FeatureBrowser(image=image, size=size, backbone=backbone, layers=layers)
+    return FeatureBrowser(image=image, size=size, backbone=backbone, layers=layers, precision=precision)
