@@ -67,3 +67,30 @@ def test_device_from_environment_and_refusals(monkeypatch):
 def test_cuda_is_chosen_when_present(monkeypatch):
     monkeypatch.delenv("NSTLAB_DEVICE", raising=False)
     assert device.choose_device().device.type == "cuda"
+
+
+def test_describe_names_the_profile_the_device_and_the_precision_with_reasons(monkeypatch):
+    """The first line of every notebook: profile, device and precision, each with why, then the sizes."""
+    monkeypatch.delenv("NSTLAB_DEVICE", raising=False)
+    monkeypatch.delenv("NSTLAB_PRECISION", raising=False)
+    line = profiles.describe(profiles.get_profile("grade"))
+    where = device.choose_device()
+    assert line.startswith(f"profile grade (requested by the caller) · device {where} · precision fp32 (the grade "
+                           "profile computes in float32")
+    assert line.endswith("seed=0") and "image_size=64" in line
+    monkeypatch.setenv("NSTLAB_PRECISION", "fp32")
+    assert "· precision fp32 (set by NSTLAB_PRECISION):" in profiles.describe(profiles.get_profile("fast"))
+
+
+def test_doctor_reports_the_precision_and_refuses_a_bad_setting(monkeypatch):
+    from nstlab.cli.doctor import diagnose
+
+    monkeypatch.delenv("NSTLAB_PROFILE", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setenv("NSTLAB_PRECISION", "fp32")
+    found = {f.component: f for f in diagnose()}
+    assert found["precision"].ok and found["precision"].detail.startswith("fp32 for network passes (set by NSTLAB_PRECISION)")
+    monkeypatch.setenv("NSTLAB_PRECISION", "half")
+    found = {f.component: f for f in diagnose()}
+    assert not found["precision"].ok and "use one of fp32, bf16, auto" in found["precision"].detail
+    assert "NSTLAB_PRECISION" in found["precision"].fix
