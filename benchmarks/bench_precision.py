@@ -5,6 +5,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_precision.py per-eval            # CPU s per evaluation, 256/512 px, 1/2 threads
     .venv/bin/python benchmarks/bench_precision.py to-loss             # seconds to the tutorial loop's final loss
     .venv/bin/python benchmarks/bench_precision.py to-loss --variants  # ... and the optimisation's own options
+    .venv/bin/python benchmarks/bench_precision.py others              # feature browser and transfer learning
 
 Both loops minimise the same function: the paper's layers (relu1_1 ... relu5_1 style, relu4_2 content), max
 pooling, the Gatys et al. loss convention with alpha = 1, beta = 1e3, content ``astronaut`` and style
@@ -16,6 +17,9 @@ alone) and ``"auto"`` (here bf16 autocast if the CPU has native bf16; the line p
 ``per-eval``: the process's CPU seconds (``time.process_time``, which waiting behind other processes does not
 inflate) per evaluation of loss and gradient, optimiser included, median over ``--evals`` evaluations after
 ``--warmup``; with 2 threads the CPU seconds add both threads' work, so the wall-clock median is printed too.
+
+``others``: the feature browser's latency for a new photo (before: a contiguous float32 pass) and the CPU
+seconds of :func:`nstlab.transfer.transfer` with the frozen body in fp32 and in auto.
 
 ``to-loss``: the tutorial loop runs ``--tutorial-steps`` evaluations (its "steps") at ``--size`` px on one
 thread; its final image's loss, evaluated in float32, is the target. Each nstlab run then stops at the first
@@ -209,8 +213,8 @@ def to_loss(args, backbone) -> None:
           "speed-up vs tutorial |")
     print("|---|---|---|---|---|")
     print(f"| tutorial-style loop (fp32, contiguous, LBFGS defaults) | {t_cpu:.1f} | {args.tutorial_steps} | yes | 1.0 |")
-    runs = {"nstlab defaults, fp32": replace(BASE, precision="fp32"),
-            "nstlab defaults, auto": replace(BASE, precision="auto")}
+    runs = {"nstlab defaults, auto": replace(BASE, precision="auto"),
+            "nstlab defaults, fp32 (channels-last)": replace(BASE, precision="fp32")}
     if args.variants:
         runs.update({
             "auto, noise init": replace(BASE, precision="auto", init="noise"),
@@ -229,6 +233,55 @@ def to_loss(args, backbone) -> None:
     print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
+def others(args, backbone) -> None:
+    """The feature browser's new photo and transfer learning's training, one thread, CPU seconds (median)."""
+    from nstlab import data
+    from nstlab.transfer import patch_dataset, transfer
+    from nstlab.vgg import LAYER_NAMES
+    from nstlab.weights import untrained_backbone
+    from nstlab.widgets.feature_browser import FeatureBrowser
+
+    torch.set_num_threads(1)
+    print(header(backbone))
+
+    def cpu(fn, repeats):
+        fn()
+        times = []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            fn()
+            times.append(time.process_time() - c0)
+        return statistics.median(times)
+
+    layers = tuple(name for name in LAYER_NAMES["vgg19"] if name.startswith("relu"))
+    plain = VGGFeatures(layers, backbone=backbone)
+
+    def before():  # what the browser did before: a contiguous float32 pass
+        photo = data.builtin_image("chelsea", size=args.size)
+        with torch.no_grad():
+            return {layer: f[0] for layer, f in plain(photo).items()}
+
+    rows = [("feature browser, new photo, contiguous fp32 (before)", cpu(before, args.repeats))]
+    for precision in ("fp32", "auto"):
+        browser = FeatureBrowser(size=args.size, backbone=backbone, precision=precision)
+
+        def new_photo(browser=browser):
+            browser._cache.clear()
+            browser.features_of("chelsea")
+
+        rows.append((f"feature browser, new photo, channels-last {browser.precision}", cpu(new_photo, args.repeats)))
+    d = patch_dataset()
+    vgg16 = untrained_backbone("vgg16")
+    for precision in ("fp32", "auto"):
+        rows.append((f"transfer() on the patch data set, channels-last, body in {precision}",
+                     cpu(lambda p=precision: transfer(vgg16, d, precision=p), 1)))
+    print(f"| {args.size} px photo, 1 thread | CPU s (median of {args.repeats}; transfer: 1) |")
+    print("|---|---|")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds:.3f} |")
+    print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -244,10 +297,13 @@ def main() -> None:
     q.add_argument("--variants", action="store_true")
     q.add_argument("--target", type=float, help="skip the tutorial run: its final loss, measured before")
     q.add_argument("--target-seconds", type=float, help="... and its CPU seconds")
+    o = sub.add_parser("others")
+    o.add_argument("--size", type=int, default=128, help="the feature browser's photo size (the fast profile's)")
+    o.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     backbone = load_backbone("vgg19", fallback="untrained")
     print(f"# uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
-    (per_eval if args.what == "per-eval" else to_loss)(args, backbone)
+    {"per-eval": per_eval, "to-loss": to_loss, "others": others}[args.what](args, backbone)
 
 
 if __name__ == "__main__":
