@@ -18,7 +18,7 @@
 # 4. how to reuse a pretrained backbone: freeze it, train a new head, then fine-tune its last block, and how
 #    to compare the two fairly.
 #
-# **Runtime** (fast profile): up to 45 s on a 2-core CPU; GPU: not measured yet.
+# **Runtime** (fast profile): about 1½ minutes on a 2-core CPU; GPU: not measured yet.
 #
 # **Pretrained weights.** VGG's ImageNet weights (548 MB) come through `nstlab.weights`. If they cannot be
 # found or downloaded, this notebook still runs, on an *untrained* VGG19 with random weights, and every
@@ -641,6 +641,51 @@ plt.close(fig)
 feature_browser(size=profile.widget_size, backbone=backbone)
 
 # %% [markdown]
+# ## Questions (graded by hand)
+#
+# Answer each in a few sentences, in the cell below it.
+#
+# **Question 1.** The reconstruction from `relu1_1` is close to the photo, the one from `relu4_1` much less
+# so, although both searches drove their content loss down by orders of magnitude. What does that say about
+# what each layer records? Give two reasons from VGG's architecture why the deep layer lets information go.
+
+# %% [written] id=deep_reconstruction points=2
+# The content loss was driven down in both cases, so both reconstructions have (nearly) the photo's response at
+# their layer: whatever still differs from the photo is something the layer does not record. `relu1_1`
+# records nearly everything: 64 filters with 3 × 3 receptive fields at full resolution, so the pixels can be
+# read back almost exactly. `relu4_1` records *what is where* (the arrangement of edges, parts and textures)
+# but not the exact pixel values: many images give the same response there.
+#
+# Reasons from the architecture (any two): (1) three 2 × 2 poolings lie before `relu4_1`: within each window
+# only the maximum (or mean) survives, so exact positions are lost and the map has 64 times fewer positions;
+# (2) every ReLU discards the negative part of a response, and most deep neurons are silent on a given image
+# (notebook's section 2), so many different inputs give the same zeros; (3) deep filters have large receptive
+# fields and were trained for classification, so they respond to patterns regardless of small shifts,
+# changes of colour or exact texture: invariances that are useful for recognising objects and that a
+# reconstruction cannot undo.
+
+# %% [markdown]
+# **Question 2.** In `finetune` the last block learns with a learning rate ten times smaller than the head's.
+# Why smaller, and why fine-tune the *last* block rather than the first? When would you not fine-tune at
+# all?
+
+# %% [written] id=finetune_rates points=2
+# The block's filters are already good (learned from a million photos), while the head is new and small.
+# Large steps on the block, especially at the start, when the head's errors make large and noisy gradients,
+# would destroy what it learned before the head has adapted (catastrophic forgetting), and with few training
+# patches they would fit the noise in them (overfitting). A small learning rate lets the block adjust a little
+# to the new task and keeps most of what it knows; the head can move fast because it has little to lose.
+#
+# The last block: early layers compute edges, colour contrasts and simple textures, which are useful for
+# almost any images, so they transfer as they are; the last block's features are the most specific to
+# ImageNet's classes, so they are the ones that may need to change (Yosinski et al., 2014). It is also
+# cheaper: the frozen body's outputs are computed once.
+#
+# Not at all: when the data set is very small and close to ImageNet, the frozen features plus a head are
+# already as good as it gets, and fine-tuning millions of parameters on a few hundred examples mostly
+# overfits. The held-out accuracy decides.
+
+# %% [markdown]
 # ## Summary
 #
 # * VGG stacks 3 × 3 convolutions in five blocks, each ending with a pooling; its layers are named
@@ -650,7 +695,7 @@ feature_browser(size=profile.widget_size, backbone=backbone)
 # * Reconstructing a photo from a layer's response shows what the layer keeps: shallow layers keep the
 #   pixels, deep layers the arrangement. Style transfer takes its content from a deep layer for that reason.
 # * Transfer learning: freeze a pretrained backbone and train a small head (global average pooling and one
-#   linear layer); then, if the data allow, fine-tune the last block with a small learning rate, and judge
-#   both on held-out data.
+#   linear layer); then, if the data allow, fine-tune the last block together with the head, the block in a
+#   parameter group of its own with a smaller learning rate, and judge both on held-out data.
 #
 # Notebook 06 uses these features for style transfer.

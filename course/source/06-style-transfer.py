@@ -22,7 +22,7 @@
 # 9. how the result depends on the initial image, the optimiser, the style layers, total variation and
 #    colour preservation.
 #
-# **Runtime** (fast profile): about one minute on a 2-core CPU; GPU: not measured yet.
+# **Runtime** (fast profile): about 2½ minutes on a 2-core CPU; GPU: not measured yet.
 #
 # **Pretrained weights.** The method needs VGG19's ImageNet weights (548 MB, see `nstlab weights status`).
 # If they cannot be found or downloaded, this notebook says why and continues on an *untrained* VGG19 with
@@ -516,7 +516,8 @@ with checks.no_tf32():
 # the same balance needs an $\alpha/\beta$ that is $2 n_H n_W n_C$ times larger. At `relu4_2` of a
 # 256-pixel image that factor is $2 \cdot 32 \cdot 32 \cdot 512 \approx 10^6$, and it changes with the
 # image size. (The PyTorch tutorial divides its Gram matrices by $C H W$ and averages instead of summing,
-# which moves the style term by yet other factors.) The cell measures both conventions on the same images:
+# which moves the style term by yet other factors; section 9 shows one more cause, the scale of the network's
+# own activations.) The cell measures both conventions on the same images:
 # the content losses differ by exactly $2 n_H n_W n_C$, the style losses not at all.
 
 # %%
@@ -1049,13 +1050,72 @@ panel = style_panel()
 display(panel)
 
 # %% [markdown]
+# ## Questions (graded by hand)
+#
+# Answer each in a few sentences, in the cell below it.
+#
+# **Question 1.** In section 2, shuffling the positions of a feature map left its Gram matrix unchanged.
+# Explain why, from the formula for $G^l$, and why that is what we want from a description of *style*. What
+# would go wrong if the style term matched the painting's activations $F$ themselves instead of their Gram
+# matrices?
+
+# %% [written] id=gram_ignores_position points=2
+# $G^l_{ij} = \sum_k F^l_{ik} F^l_{jk}$ is a sum over the positions $k$. Shuffling the positions permutes the
+# columns of $F^l$ and so only reorders the terms of that sum, which leaves every $G^l_{ij}$ the same. The
+# Gram matrix records which features occur together and how strongly, over the whole image, but not where.
+#
+# That is what style is: the painting's colours, strokes and textures recur all over the canvas, wherever its
+# objects are; the generated image should have them too, arranged according to the photo. Matching $F$ itself
+# would be a content loss for the painting: it would ask for the painting's own layout (its objects at their
+# positions), in direct conflict with the photo's content, and the result would be a blend of the two
+# pictures rather than the photo painted in the painting's manner.
+
+# %% [markdown]
+# **Question 2.** Only the ratio $\alpha/\beta$ changes the result. Why? Give two reasons why an $\alpha/\beta$
+# copied from another implementation can give a very different picture.
+
+# %% [written] id=alpha_beta_units points=2
+# Multiplying the whole loss by a constant $c > 0$ multiplies its gradient by $c$ and moves none of its minima;
+# $\alpha L_c + \beta L_s = \beta (\frac{\alpha}{\beta} L_c + L_s)$, so only $\alpha/\beta$ decides which image is
+# best (the optimisers used here are also nearly insensitive to the overall scale).
+#
+# Reasons (any two): (1) the losses are normalised differently: the deeplearning.ai content loss is
+# $2 n_H n_W n_C$ times smaller than Gatys's $\tfrac12\sum$, about $10^6$ at `relu4_2` (section 4), so the same
+# balance needs another $\alpha/\beta$; (2) the image size: the content loss grows with the number of
+# positions, the style loss is normalised by $M_l^2$, so the balance shifts with the size; (3) the network:
+# with unnormalised weights the activations, and so the content loss (square) and the style loss (fourth
+# power), have other scales per layer (section 9); average or max pooling also changes them; (4) other
+# layer weights $w_l$, another content layer, or Gram matrices divided by $C H W$.
+
+# %% [markdown]
+# **Question 3.** Describe what the two limits of section 8 produce and why: the style-only run from noise
+# and the content-only run from `relu4_2`. Why does style transfer take its content from a deep layer rather
+# than from `relu1_1`?
+
+# %% [written] id=two_limits points=2
+# With $\alpha = 0$ only the Gram matrices count: the result is a texture with the painting's colours, strokes
+# and motifs spread over the whole image, without the photo's layout (or the painting's), because nothing in
+# the loss refers to positions. With $\beta = 0$ the result is the image that `relu4_2` cannot tell from the
+# photo: the layout, the outlines and the large shapes of the scene come back, but colours and fine texture
+# are only approximate, because the deep layer records what is where, not the exact pixels.
+#
+# Content from a deep layer fixes the arrangement and leaves the rendering free, so the style term can change
+# colours and textures without fighting the content term. Content from `relu1_1`, which records nearly every
+# pixel, would pin the image to the photo: any change the style term asks for would raise the content loss
+# strongly, and the result would look like the photo with a little noise.
+
+# %% [markdown]
 # ## Summary
 #
 # * Content is matched feature by feature at a deep layer: $\tfrac12 \sum (F - P)^2$.
 # * Style is matched through Gram matrices $G = F F^\top$, which keep which features occur together and drop
 #   where; each layer's term is normalised by $4 N_l^2 M_l^2$.
-# * Only $\alpha/\beta$ matters, and its value depends on the loss normalisation and the image size, which is
-#   why published values differ by factors of a million.
+# * The objective is a function of the image alone, with the targets fixed. With $\alpha = 0$ it synthesises
+#   the painting's texture, with $\beta = 0$ it inverts the photo's features; style transfer lies between.
+# * Only $\alpha/\beta$ matters, and its value depends on the loss normalisation, the image size and the
+#   network, which is why published values differ by factors of a million.
+# * The paper's VGG19 is normalised (every filter's mean activation is 1) and average-pooled: the network
+#   computes the same function, but the losses' scales, and so the meaning of $\alpha/\beta$ and $w_l$, change.
 # * The gradients are $(F - P)$ and $\frac{1}{N_l^2 M_l^2}(G - A)F$ where the features are active, exactly what
 #   autograd computes.
 # * The pixels are the parameters: each step clears the old gradient, evaluates the loss in a closure,
