@@ -94,8 +94,8 @@ def test_finetune_moves_the_block_by_the_smaller_learning_rate_and_leaves_its_ar
                                                     batch_size=8)
     for a, b in zip(before, (*block.parameters(), *head.parameters()), strict=True):
         assert torch.equal(a, b)
-    moved_block = max(float((a - b).abs().max()) for a, b in zip(new_block.parameters(), block.parameters(), strict=True))
-    moved_head = max(float((a - b).abs().max()) for a, b in zip(new_head.parameters(), head.parameters(), strict=True))
+    moved_block = max(float((a - b).detach().abs().max()) for a, b in zip(new_block.parameters(), block.parameters(), strict=True))
+    moved_head = max(float((a - b).detach().abs().max()) for a, b in zip(new_head.parameters(), head.parameters(), strict=True))
     assert moved_block == pytest.approx(1e-3, rel=1e-3) and moved_head == pytest.approx(1e-2, rel=1e-3)
     assert len(losses) == 1 and transfer.count_trainable(new_block) > 0
     with pytest.raises(ValueError, match=r"\(8, 48\)"):
