@@ -68,8 +68,8 @@ def sgd_momentum_step(w: torch.Tensor, grad: torch.Tensor, v: torch.Tensor, *, e
         (tensor([0.4200]), tensor([3.8000]))
     """
     _check_same_shape(w, grad=grad, v=v)
-    v_new = mu * v + grad
-    return w - eta * v_new, v_new
+    velocity = grad + mu * v
+    return w - eta * velocity, velocity
 
 
 def adam_step(w: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int, *,
