@@ -18,7 +18,7 @@
 # 4. how to reuse a pretrained backbone: freeze it, train a new head, then fine-tune its last block, and how
 #    to compare the two fairly.
 #
-# **Runtime** (fast profile): about 1½ minutes on a 2-core CPU; GPU: not measured yet.
+# **Runtime** (fast profile): about 40 s on a 2-core CPU, up to 1½ minutes when it is busy; GPU: not measured yet.
 #
 # **Pretrained weights.** VGG's ImageNet weights (548 MB) come through `nstlab.weights`. If they cannot be
 # found or downloaded, this notebook still runs, on an *untrained* VGG19 with random weights, and every

@@ -22,7 +22,7 @@
 # 9. how the result depends on the initial image, the optimiser, the style layers, total variation and
 #    colour preservation.
 #
-# **Runtime** (fast profile): about 2½ minutes on a 2-core CPU; GPU: not measured yet.
+# **Runtime** (fast profile): about 1½ minutes on a 2-core CPU, up to 2½ minutes when it is busy; GPU: not measured yet.
 #
 # **Pretrained weights.** The method needs VGG19's ImageNet weights (548 MB, see `nstlab weights status`).
 # If they cannot be found or downloaded, this notebook says why and continues on an *untrained* VGG19 with
