@@ -206,6 +206,8 @@ def test_no_model_answer_of_any_written_cell_reaches_the_release():
             if cell.cell_type == "markdown" and meta.get("solution") and meta.get("grade"):
                 found += 1
                 assert stubs.get(cell.get("id")) == "YOUR ANSWER HERE", f"{name}: {cell.get('id')} not stubbed"
-                for line in filter(None, (line.strip() for line in cell.source.splitlines())):
-                    assert line not in released_text, f"{name}: model answer of {cell.get('id')} released"
+                # Lines long enough to be the answer's own words (a short wrapped tail such as "batch size."
+                # may well appear in the notebook's prose).
+                for line in (line.strip() for line in cell.source.splitlines() if len(line.strip()) > 30):
+                    assert line not in released_text, f"{name}: model answer of {cell.get('id')} released: {line}"
     assert found, "the course's notebooks ask written questions; none was found in solutions/"
