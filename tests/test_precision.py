@@ -378,3 +378,27 @@ def test_the_feature_browser_runs_channels_last_and_keeps_float32_maps(conv_spy)
                            precision="bf16")
     assert conv_spy and all(x and w for x, w in conv_spy)
     assert all(f.dtype == torch.float32 and f.is_contiguous() for f in demo.features.values())
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ["stylize", "astronaut", "mosaic", "--size", "32", "--steps", "1", "--no-checkpoint", "--no-progress"],
+    ["dream", "astronaut", "--size", "32", "--octaves", "1", "--steps", "1", "--no-progress"],
+])
+def test_the_command_line_takes_precision_and_says_what_it_chose(tmp_path, capsys, monkeypatch, command):
+    """--precision reaches the run and the announcing line names it; NSTLAB_PRECISION is used without it, and a
+    bad value stops with one line naming it and the choices."""
+    from nstlab.cli import main
+
+    monkeypatch.setenv("NSTLAB_OFFLINE", "1")
+    out = tmp_path / "out.png"
+    assert main([*command, "-o", str(out), "--untrained", "--precision", "bf16"]) == 0
+    assert "; precision bf16 (requested by the caller" in capsys.readouterr().out and out.exists()
+    monkeypatch.setenv("NSTLAB_PRECISION", "fp32")
+    assert main([*command, "-o", str(out), "--untrained", "--overwrite"]) == 0
+    assert "; precision fp32 (set by NSTLAB_PRECISION)" in capsys.readouterr().out
+    monkeypatch.setenv("NSTLAB_PRECISION", "half")
+    assert main([*command, "-o", str(out), "--untrained", "--overwrite"]) != 0
+    assert "NSTLAB_PRECISION asks for precision 'half'; use one of fp32, bf16, auto" in capsys.readouterr().err
