@@ -22,7 +22,7 @@ swallow            a loop that ignores KeyboardInterrupt in the first exercise (
 exit               os._exit in the first exercise (2 of 4, not 0)
 damaged            correct, with a check cell's nbgrader metadata damaged (repaired: 4 of 4)
 tamper             wrong answer and an edited check cell (restored: 0 for it, reported)
-huge               correct, prints 50 MB (4 of 4; graded notebook and feedback stay small)
+huge               correct, prints 20 MB, 200 times the cap (4 of 4; graded notebook and feedback stay small)
 repoint            answers a written question and gives it 100 points (restored, reported; it waits for
                    the instructor)
 ungrade            answers a written question and removes its grade flag (repaired, reported; it waits)
@@ -236,7 +236,7 @@ os._exit(3)
 """, luminance=RIGHT_LUM),
         "damaged": _with(release, **right),
         "tamper": _with(release, array_to_tensor="return None", luminance=RIGHT_LUM),
-        "huge": _with(release, array_to_tensor="print('x' * 50_000_000)\n" + RIGHT_A2T, luminance=RIGHT_LUM),
+        "huge": _with(release, array_to_tensor="print('x' * 20_000_000)\n" + RIGHT_A2T, luminance=RIGHT_LUM),
         "repoint": _with(release, written_luminance_weights="They sum to 1."),
         "ungrade": _with(release, written_hidden_tests="A hard-coded answer."),
         "broken": "{ this is not a notebook",
