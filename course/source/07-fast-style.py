@@ -20,9 +20,8 @@
 # 5. how much faster the result is than notebook 06's method, measured here;
 # 6. how to export the network to ONNX for deployment, and check that the export computes the same thing.
 #
-# **Runtime** (fast profile): 3 min 27 s on a 2-core CPU shared with other jobs (load average 4.6 at the
-# start, 3.0 at the end; 234 s of CPU time), 2 min 44 s of it the 120 training steps (measured with
-# `jupyter nbconvert --execute`, kernel start included). GPU: not measured yet.
+# **Runtime** (fast profile): about 3½ minutes on a 2-core CPU, most of it the training in
+# section 4; GPU: not measured yet.
 #
 # **Pretrained weights.** The perceptual loss needs VGG16's ImageNet weights (528 MB, see
 # `nstlab weights status`). If they cannot be found, this notebook says why and continues on an *untrained*

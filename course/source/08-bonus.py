@@ -20,9 +20,7 @@
 # 6. style transfer by optimisation with these statistics, and with an AdaIN target (any style, no network
 #    trained), and what a real-time AdaIN network would take to train.
 #
-# **Runtime** (fast profile): 81 s on a 2-core CPU busy with other work (load average about 6.5; 46 s of CPU
-# time, so a busier machine takes longer; measured with `jupyter nbconvert --execute`, kernel start included);
-# GPU: not measured yet.
+# **Runtime** (fast profile): about 1½ minutes on a 2-core CPU; GPU: not measured yet.
 #
 # **Pretrained weights.** DeepDream and style transfer need VGG19's ImageNet weights (548 MB, see
 # `nstlab weights status`). If they cannot be found or downloaded, this notebook says why and continues on an
