@@ -20,8 +20,6 @@ the images repeats the network's ``note``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -36,6 +34,7 @@ from nstlab.progress import progress
 from nstlab.vgg import VGGFeatures
 from nstlab.weights import Backbone, load_backbone
 from nstlab.weights import status as weights_status
+from nstlab.widgets import _grids
 from nstlab.widgets._images import duration, image_png, to_uint8
 
 # The layers offered, shallow to deep: from colours and edges to object parts (with pretrained weights).
@@ -119,7 +118,7 @@ def default_cache_dir() -> Path:
         >>> default_cache_dir().parts[-2:]
         ('nstlab', 'dream_grid')
     """
-    return Path(torch.hub.get_dir()).parent / "nstlab" / "dream_grid"
+    return _grids.default_cache_dir("dream_grid")
 
 
 def grid_path(spec: GridSpec, *, pretrained: bool, cache_dir: str | Path | None = None) -> Path:
@@ -130,9 +129,8 @@ def grid_path(spec: GridSpec, *, pretrained: bool, cache_dir: str | Path | None 
         >>> grid_path(GridSpec(), pretrained=False, cache_dir="/tmp").name.startswith("untrained-")
         True
     """
-    digest = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:12]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return folder / f"{'pretrained' if pretrained else 'untrained'}-{digest}.pt"
+    return _grids.grid_file(spec, pretrained=pretrained, folder=folder)
 
 
 def compute_grid(spec: GridSpec | None = None, *, backbone: Backbone | None = None,
@@ -169,12 +167,8 @@ def compute_grid(spec: GridSpec | None = None, *, backbone: Backbone | None = No
             extractors[layer] = VGGFeatures([layer], backbone=backbone).to(device)
         result = dream(photo, extractors[layer], spec.config(layer, channel, octaves, step_size), progress=False)
         images[grid_key(layer, channel, octaves, step_size)] = to_uint8(result.image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save({"spec": asdict(spec), "pretrained": backbone.pretrained, "note": backbone.note,
-                "original": to_uint8(photo), "images": images}, partial)
-    partial.replace(path)  # atomic: an interrupted run leaves no half-written grid
-    return path
+    return _grids.save_grid({"spec": asdict(spec), "pretrained": backbone.pretrained, "note": backbone.note,
+                             "original": to_uint8(photo), "images": images}, path)
 
 
 def lecture_spec(profile_name: str | None = None) -> GridSpec:

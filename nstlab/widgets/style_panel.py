@@ -20,8 +20,6 @@ the images repeats the network's ``note``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -38,6 +36,7 @@ from nstlab.stylize import INITS, StyleConfig, stylize
 from nstlab.vgg import VGGFeatures
 from nstlab.weights import Backbone, load_backbone
 from nstlab.weights import status as weights_status
+from nstlab.widgets import _grids
 from nstlab.widgets._images import duration, image_png, to_uint8
 
 # The style-layer choices offered, shallow to deep (the paper's conv1_1 ... conv5_1 are our relu1_1 ...).
@@ -110,7 +109,7 @@ def default_cache_dir() -> Path:
         >>> default_cache_dir().parts[-2:]
         ('nstlab', 'style_grid')
     """
-    return Path(torch.hub.get_dir()).parent / "nstlab" / "style_grid"
+    return _grids.default_cache_dir("style_grid")
 
 
 def grid_path(spec: GridSpec, *, pretrained: bool, cache_dir: str | Path | None = None) -> Path:
@@ -121,9 +120,8 @@ def grid_path(spec: GridSpec, *, pretrained: bool, cache_dir: str | Path | None 
         >>> grid_path(GridSpec(), pretrained=False, cache_dir="/tmp").name.startswith("untrained-")
         True
     """
-    digest = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:12]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return folder / f"{'pretrained' if pretrained else 'untrained'}-{digest}.pt"
+    return _grids.grid_file(spec, pretrained=pretrained, folder=folder)
 
 
 def compute_grid(spec: GridSpec = GridSpec(), *, backbone: Backbone | None = None,
@@ -157,12 +155,8 @@ def compute_grid(spec: GridSpec = GridSpec(), *, backbone: Backbone | None = Non
     for ratio, layer, init in progress(cells, desc="style grid", disable=None if show_progress is not False else True):
         result = stylize(photo, painting, spec.config(ratio, layer, init), extractor=extractor, show_progress=False)
         images[grid_key(ratio, layer, init)] = to_uint8(result.image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save({"spec": asdict(spec), "pretrained": backbone.pretrained, "note": backbone.note,
-                "content": to_uint8(photo), "images": images}, partial)
-    partial.replace(path)  # atomic: an interrupted run leaves no half-written grid
-    return path
+    return _grids.save_grid({"spec": asdict(spec), "pretrained": backbone.pretrained, "note": backbone.note,
+                             "content": to_uint8(photo), "images": images}, path)
 
 
 def lecture_spec(profile_name: str | None = None) -> GridSpec:
