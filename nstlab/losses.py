@@ -129,7 +129,9 @@ def get_convention(convention: str | Convention) -> Convention:
     return CONVENTIONS[convention]
 
 
-def _check_features(F: torch.Tensor, name: str) -> torch.Tensor:
+def check_features(F: torch.Tensor, name: str) -> torch.Tensor:
+    """``F`` as an (N, C, H, W) floating-point tensor, half precision raised to float32 for Gram matrices and
+    losses; a clear error naming ``name`` otherwise. Shared by every module that computes feature statistics."""
     if not isinstance(F, torch.Tensor):
         raise TypeError(f"{name} must be a tensor of shape (N, C, H, W), got {type(F).__name__}.")
     if F.ndim != 4:
@@ -191,7 +193,7 @@ def gram_matrix(F: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
         >>> gram_matrix(F).shape, gram_matrix(F)[0, 0, 0].item(), round(gram_matrix(F, normalize=True)[1, 2, 1].item(), 6)
         (torch.Size([2, 3, 3]), 20.0, 0.333333)
     """
-    F = _check_features(F, "F")
+    F = check_features(F, "F")
     N, C, H, W = F.shape
     G = _Gram.apply(F.reshape(N, C, H * W))  # (N, C, M) -> (N, C, C)
     return G / (C * H * W) if normalize else G
@@ -212,7 +214,7 @@ def content_loss(F: torch.Tensor, P: torch.Tensor, *, convention: str | Conventi
         >>> content_loss(torch.ones(1, 2, 3, 3), torch.zeros(1, 2, 3, 3)).item()
         9.0
     """
-    F = _check_features(F, "F")
+    F = check_features(F, "F")
     _check_target(P, tuple(F.shape), "P", "content_loss of F")
     _, C, H, W = F.shape
     return get_convention(convention).content_factor(C, H, W) * ((F - P) ** 2).sum()
@@ -235,7 +237,7 @@ def style_layer_loss(F: torch.Tensor, A_gram: torch.Tensor, *,
         >>> style_layer_loss(F, gram_matrix(F)).item()
         0.0
     """
-    F = _check_features(F, "F")
+    F = check_features(F, "F")
     N, C, H, W = F.shape
     _check_target(A_gram, (N, C, C), "A_gram", "style_layer_loss of F")
     G = gram_matrix(F)  # (N, C, C)
@@ -306,7 +308,7 @@ def total_variation(x: torch.Tensor, *, kind: str = "l2") -> torch.Tensor:
         >>> total_variation(x).item(), total_variation(x, kind="l1").item()
         (14.0, 6.0)
     """
-    x = _check_features(x, "x")
+    x = check_features(x, "x")
     if kind not in TV_KINDS:
         raise ValueError(f"kind must be one of {', '.join(map(repr, TV_KINDS))}, got {kind!r}.")
     dh = x[:, :, 1:, :] - x[:, :, :-1, :]  # (N, C, H-1, W)
@@ -383,7 +385,7 @@ def content_gradient(F: torch.Tensor, P: torch.Tensor, *, convention: str | Conv
         >>> content_gradient(torch.tensor([[[[2.0, 0.0]]]]), torch.tensor([[[[1.0, 1.0]]]]))
         tensor([[[[1., 0.]]]])
     """
-    F = _check_features(F, "F")
+    F = check_features(F, "F")
     _check_target(P, tuple(F.shape), "P", "content_gradient of F")
     _, C, H, W = F.shape
     grad = 2 * get_convention(convention).content_factor(C, H, W) * (F - P)  # d/dF of c * sum (F - P)^2
@@ -411,7 +413,7 @@ def style_layer_gradient(F: torch.Tensor, A_gram: torch.Tensor, *, convention: s
         >>> style_layer_gradient(F, gram_matrix(F)).abs().max().item()
         0.0
     """
-    F = _check_features(F, "F")
+    F = check_features(F, "F")
     N, C, H, W = F.shape
     _check_target(A_gram, (N, C, C), "A_gram", "style_layer_gradient of F")
     F_flat = F.reshape(N, C, H * W)  # (N, C, M)

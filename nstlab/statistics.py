@@ -80,16 +80,6 @@ GRAM_MMD_CONSTANT = "1/(4 N_l^2)"
 STYLE_LOSSES = ("gram", "mean_std", "mmd_linear")
 
 
-def _check_features(F: torch.Tensor, name: str) -> torch.Tensor:
-    if not isinstance(F, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor of shape (N, C, H, W), got {type(F).__name__}.")
-    if F.ndim != 4:
-        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(F.shape)}; "
-                         f"add a batch dimension with {name}[None].")
-    if not F.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {F.dtype}; convert it with .float().")
-    return F
-
 
 def _check_pair(F: torch.Tensor, S: torch.Tensor, what: str) -> None:
     """S must have F's channels and F's batch size or a batch size of 1 (its positions may differ)."""
@@ -117,7 +107,7 @@ def mean_std(F: torch.Tensor, *, eps: float = EPS) -> tuple[torch.Tensor, torch.
         >>> mu.tolist(), sigma.tolist()
         ([[1.0, 1.0]], [[1.0, 0.0]])
     """
-    F = _check_features(F, "F")
+    F = losses.check_features(F, "F")
     N, C, H, W = F.shape
     flat = F.reshape(N, C, H * W)  # (N, C, M)
     mu = flat.mean(dim=2)  # (N, C)
@@ -144,7 +134,7 @@ def mean_std_loss(F: torch.Tensor, S: torch.Tensor, *, eps: float = EPS) -> torc
         >>> round(mean_std_loss(F, S).item(), 6)  # each of the 3 channels: means differ by 1, stds equal
         3.0
     """
-    F, S = _check_features(F, "F"), _check_features(S, "S")
+    F, S = losses.check_features(F, "F"), losses.check_features(S, "S")
     _check_pair(F, S, "mean_std_loss")
     mu_F, sigma_F = mean_std(F, eps=eps)  # (N, C) each
     mu_S, sigma_S = mean_std(S, eps=eps)  # (N or 1, C) each
@@ -171,7 +161,8 @@ def adain(content_features: torch.Tensor, style_features: torch.Tensor, *, eps: 
         >>> torch.allclose(mean_std(t)[0], mean_std(s)[0], atol=1e-5)
         True
     """
-    c, s = _check_features(content_features, "content_features"), _check_features(style_features, "style_features")
+    c = losses.check_features(content_features, "content_features")
+    s = losses.check_features(style_features, "style_features")
     _check_pair(c, s, "adain")
     mu_c, sigma_c = mean_std(c, eps=eps)  # (N, C)
     mu_s, sigma_s = mean_std(s, eps=eps)  # (N or 1, C)
@@ -244,7 +235,7 @@ def gram_style_as_mmd(F: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
         >>> torch.allclose(a, b, rtol=1e-12, atol=0)
         True
     """
-    F, S = _check_features(F, "F"), _check_features(S, "S")
+    F, S = losses.check_features(F, "F"), losses.check_features(S, "S")
     _check_pair(F, S, "gram_style_as_mmd")
     N, C = F.shape[:2]
     terms = []
@@ -275,7 +266,7 @@ def style_target(S: torch.Tensor, *, kind: str = "gram") -> torch.Tensor:
         >>> style_target(torch.ones(1, 3, 2, 2), kind="mean_std").shape
         torch.Size([1, 2, 3])
     """
-    S = _check_features(S, "S")
+    S = losses.check_features(S, "S")
     if kind == "gram":
         return losses.gram_matrix(S)  # (N, C, C)
     if kind == "mean_std":
@@ -306,7 +297,7 @@ def style_layer_loss(F: torch.Tensor, target: torch.Tensor, *, kind: str = "gram
         >>> style_layer_loss(F, style_target(torch.ones(1, 3, 2, 2), kind="mmd_linear"), kind="mmd_linear").item()
         3.0
     """
-    F = _check_features(F, "F")
+    F = losses.check_features(F, "F")
     if kind == "gram":
         return losses.style_layer_loss(F, target, convention=convention)
     ours = style_target(F, kind=kind)  # (N, 2, C) or (N, C)
