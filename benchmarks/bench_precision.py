@@ -213,23 +213,26 @@ def to_loss(args, backbone) -> None:
           "speed-up vs tutorial |")
     print("|---|---|---|---|---|")
     print(f"| tutorial-style loop (fp32, contiguous, LBFGS defaults) | {t_cpu:.1f} | {args.tutorial_steps} | yes | 1.0 |")
-    runs = {"nstlab defaults, auto": replace(BASE, precision="auto"),
-            "nstlab defaults, fp32 (channels-last)": replace(BASE, precision="fp32")}
-    if args.variants:
-        runs.update({
-            "auto, noise init": replace(BASE, precision="auto", init="noise"),
-            "auto, 0.5 then 1.0 scale (50 coarse steps)": replace(BASE, precision="auto", scales=(0.5, 1.0),
-                                                                  scale_steps=(50, args.max_steps)),
-        })
+    runs = {} if args.only_variants else {
+        "nstlab defaults, auto": replace(BASE, precision="auto"),
+        "nstlab defaults, fp32 (channels-last)": replace(BASE, precision="fp32")}
     for name, config in runs.items():
         cpu, step, reached = run_stylize_to(target, f32, backbone, content, style, config, args.max_steps)
         print(f"| {name} | {cpu:.1f} | {step} | {'yes' if reached else 'no'} | {t_cpu / cpu:.2f} |", flush=True)
-    if args.variants:
-        for history, line_search in ((20, None), (100, None), (5, None), (20, "strong_wolfe")):
+    if args.variants or args.only_variants:
+        # The optimiser's own options first (nstlab's defaults: history 20, no line search), then the schedule.
+        for history, line_search in ((100, None), (20, "strong_wolfe"), (100, "strong_wolfe"), (5, None)):
             cpu, step, reached, evaluations = run_lbfgs_to(target, f32, backbone, content, style, "auto",
                                                            args.max_steps, history=history, line_search=line_search)
             print(f"| auto, L-BFGS history {history}, line search {line_search} | {cpu:.1f} | {step} ({evaluations}) | "
                   f"{'yes' if reached else 'no'} | {t_cpu / cpu:.2f} |", flush=True)
+        for name, config in {
+            "auto, 0.5 then 1.0 scale (50 coarse steps)": replace(BASE, precision="auto", scales=(0.5, 1.0),
+                                                                  scale_steps=(50, args.max_steps)),
+            "auto, noise init": replace(BASE, precision="auto", init="noise"),
+        }.items():
+            cpu, step, reached = run_stylize_to(target, f32, backbone, content, style, config, args.max_steps)
+            print(f"| {name} | {cpu:.1f} | {step} | {'yes' if reached else 'no'} | {t_cpu / cpu:.2f} |", flush=True)
     print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
@@ -295,6 +298,7 @@ def main() -> None:
     q.add_argument("--tutorial-steps", type=int, default=300)
     q.add_argument("--max-steps", type=int, default=400)
     q.add_argument("--variants", action="store_true")
+    q.add_argument("--only-variants", action="store_true", help="skip the runs with nstlab's defaults")
     q.add_argument("--target", type=float, help="skip the tutorial run: its final loss, measured before")
     q.add_argument("--target-seconds", type=float, help="... and its CPU seconds")
     o = sub.add_parser("others")
