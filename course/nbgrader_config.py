@@ -68,7 +68,7 @@ for name in ("RepairMetadata", "RestoreCells", "SandboxedExecute", "LibraryPolic
 # Feedback is made from the autograded notebooks, which carry the hidden tests; remove them again, and show
 # each error as its message only (a traceback would quote hidden-test lines, library source and paths).
 c.GenerateFeedback.preprocessors = [
-    "nbgrader.preprocessors.GetGrades",
+    "nstlab.course.feedback_filter.GetGradesSayingWhatWaits",  # nbgrader's GetGrades, and what awaits grading
     "nstlab.course.feedback_filter.ClearHiddenTestsOfChecks",
     "nstlab.course.feedback_filter.SanitizeFeedback",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",

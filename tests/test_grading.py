@@ -375,6 +375,10 @@ def test_a_check_cell_made_ungraded_is_graded_all_the_same(written_class: Writte
 
 def test_feedback_says_which_answers_are_not_graded_yet(written_class: WrittenClass):
     assert "6 written answers of 6 students await grading by hand" in written_class.printed, written_class.printed
+    pages = {student: (written_class.root / "course" / "feedback" / student / WRITTEN / f"{WRITTEN}.html").read_text()
+             for student in ("answered", "blank")}
+    assert "Not graded yet." in pages["answered"] and "counts 0 of its 2 points" in pages["answered"]
+    assert "Not graded yet." not in pages["blank"]  # an empty answer is scored 0 at once: nothing waits
 
 
 def test_grades_given_by_hand_complete_the_score_and_nothing_waits(written_class: WrittenClass):

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import nbformat
-from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades, NbGraderPreprocessor
 from traitlets import Integer
 
 from nstlab.course.grading import MAX_OUTPUT_BYTES
@@ -39,6 +39,25 @@ def _scrub_paths(text: str) -> str:
         if len(path) > 1:
             text = text.replace(path, name)
     return re.sub(r"/tmp/nstlab-kernel-\w+", "<sandbox>", text)
+
+
+NOT_GRADED_YET = ("**Not graded yet.** Your instructor grades this answer by hand; until then it counts 0 of its "
+                  "{points:g} points in the scores on this page.")
+
+
+class GetGradesSayingWhatWaits(GetGrades):
+    """nbgrader's scores for the feedback, and a line under each answer still waiting for grading by hand.
+
+    nbgrader shows such an answer as "Score: 0.0" like a wrong one, which a student cannot tell apart from a
+    verdict; feedback is often made right after autograding, before the instructor has read the answers.
+    """
+
+    def _get_score(self, cell, resources) -> None:
+        super()._get_score(cell, resources)
+        grade = self.gradebook.find_grade(cell.metadata["nbgrader"]["grade_id"], self.notebook_id,
+                                          self.assignment_id, self.student_id)
+        if grade.needs_manual_grade and grade.manual_score is None:
+            cell.source = cell.source.rstrip() + "\n\n" + NOT_GRADED_YET.format(points=grade.max_score)
 
 
 class ClearHiddenTestsOfChecks(ClearHiddenTests):
