@@ -205,7 +205,7 @@ def choose_precision(requested: str | None = None, *, device: str | torch.device
     """Choose the precision of network passes on ``device`` and say why.
 
     Order: inside :func:`float32_only` always fp32; then an explicit ``requested`` (``"fp32"``/``"bf16"``);
-    the ``grade`` profile computes in fp32; then ``NSTLAB_PRECISION``; then ``auto``: bf16 where
+    the ``grade`` profile, and any run while nbgrader executes, compute in fp32; then ``NSTLAB_PRECISION``; then ``auto``: bf16 where
     :func:`native_bf16` says the device computes it natively, else fp32.
 
     Args:
@@ -242,6 +242,8 @@ def choose_precision(requested: str | None = None, *, device: str | torch.device
     if profile == "grade":
         return PrecisionChoice("fp32", "the grade profile computes in float32, so checks give the same verdict "
                                "on every machine")
+    if os.environ.get("NBGRADER_EXECUTION"):  # grading under another profile (NSTLAB_PROFILE) stays float32 too
+        return PrecisionChoice("fp32", "nbgrader is grading, and graded checks compute in float32 on every machine")
     if from_env in ("fp32", "bf16"):
         slow = "" if from_env == "fp32" or supported else f" ({what}: bf16 is emulated and slower)"
         return PrecisionChoice(from_env, f"set by {PRECISION_ENV_VAR}{slow}")

@@ -119,6 +119,9 @@ def test_the_grade_profile_and_checks_compute_in_float32(monkeypatch):
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     assert inside.precision == "fp32" and "checks compute in float32" in inside.reason
     assert device.choose_precision("bf16").precision == "bf16"  # the block ends, the caller's choice is back
+    monkeypatch.setenv("NSTLAB_PROFILE", "fast")  # grading with another profile's sizes is still float32
+    assert device.choose_precision(device="cpu").precision == "fp32"
+    assert "nbgrader is grading" in device.choose_precision(device="cpu").reason
 
 
 def test_autocast_runs_convolutions_in_the_chosen_dtype_and_fp32_switches_an_outer_autocast_off():
