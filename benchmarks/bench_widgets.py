@@ -20,10 +20,14 @@ from collections.abc import Callable
 
 import torch
 
-from nstlab import data
+from nstlab import data, fast
 from nstlab.weights import untrained_backbone
 from nstlab.widgets.backprop_stepper import backprop_stepper
 from nstlab.widgets.conv_playground import conv_playground
+from nstlab.widgets.dream_explorer import GridSpec as DreamGrid
+from nstlab.widgets.dream_explorer import compute_grid as compute_dreams
+from nstlab.widgets.dream_explorer import dream_explorer
+from nstlab.widgets.fast_slider import MODEL_SUFFIX, fast_slider
 from nstlab.widgets.feature_browser import feature_browser
 from nstlab.widgets.gd_explorer import gd_explorer
 from nstlab.widgets.perceptron_stepper import perceptron_stepper
@@ -71,6 +75,31 @@ def cases(folder: str):
     yield "style panel (precomputed grid, 64 px)", "style weight", toggling(s.ratio, (1e4, 1e2))
     yield "style panel (precomputed grid, 64 px)", "layers", toggling(s.layers, spec.layer_choices[:2])
     yield "style panel (precomputed grid, 64 px)", "init", toggling(s.init, spec.inits[1::-1])
+    # The dream explorer on a CPU shows its precomputed grid; a small grid (not timed) has every control.
+    dreams = DreamGrid(image="astronaut", size=64, steps=1, layers=("relu1_1", "relu3_1"), channels=(None, 0), octaves=(1, 2))
+    compute_dreams(dreams, backbone=backbone, cache_dir=folder, show_progress=False)
+    d = dream_explorer(dreams, live=False, backbone=backbone, cache_dir=folder)
+    yield "dream explorer (precomputed grid, 64 px)", "layer", toggling(d.layer, dreams.layers[::-1])
+    yield "dream explorer (precomputed grid, 64 px)", "channel", toggling(d.channel, ("0", "all"))
+    yield "dream explorer (precomputed grid, 64 px)", "octaves", toggling(d.octaves, (1, 2))
+    # The before/after slider applies a trained network to the photo: two tiny models (speed does not depend
+    # on the weights; the lecture's are the small network, so train that size for two steps, not timed).
+    vgg16 = untrained_backbone("vgg16")
+    for style, seed in (("mosaic", 0), ("swirl", 1)):
+        config = fast.fast_config("fast", steps=2, seed=seed)
+        result = fast.train(style, None, config, backbone=vgg16, fallback="untrained", progress=False)
+        fast.save_model(result.model, f"{folder}/{style}{MODEL_SUFFIX}")
+    f = fast_slider(folder, size=256)
+    yield "before/after slider (256 px, small network)", "split", toggling(f.split, (0.2, 0.8))
+    yield "before/after slider (256 px, small network)", "style", toggling(f.style_picker, ("swirl", "mosaic"))
+    # Each (style, photo) result is kept once computed; time a pair not shown before (one forward pass).
+    next_photo = toggling(f.photo_picker, tuple(f.photo_picker.options)[::-1])
+
+    def new_photo() -> None:
+        f.cache.clear()
+        next_photo()
+
+    yield "before/after slider (256 px, small network)", "a photo not stylised before", new_photo
 
 
 def main() -> None:
