@@ -233,8 +233,12 @@ def _guard_runs(backbone):
 
 @pytest.fixture(scope="module")
 def guard(backbone):
-    torch.set_num_threads(1)  # the module-scoped fixture runs before the one_thread fixture
-    return _guard_runs(backbone)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as one_thread does; a module-scoped fixture runs before it
+    try:
+        return _guard_runs(backbone)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_bf16_optimises_nearly_as_well_per_step_as_fp32(guard):
