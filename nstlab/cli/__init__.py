@@ -23,6 +23,21 @@ class UserError(Exception):
     """A problem the user can fix; the CLI prints its message on one line and exits with status 2."""
 
 
+def load_network(arch: str, *, untrained: bool, seed: int, what: str):
+    """The pretrained backbone, or the untrained one when ``--untrained`` was given, with a warning printed;
+    missing weights become a :class:`UserError` that names the remedy and ``--untrained``. ``what`` ends the
+    sentence "Or pass --untrained to ...", e.g. "run on a random network (the result will not be meaningful)"."""
+    from nstlab.weights import WeightsUnavailable, load_backbone
+
+    try:
+        backbone = load_backbone(arch, fallback="untrained" if untrained else None, seed=seed)
+    except WeightsUnavailable as err:
+        raise UserError(f"{err} Or pass --untrained to {what}.") from err
+    if not backbone.pretrained:
+        print(f"WARNING: {backbone.note}", flush=True)
+    return backbone
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
     parser = argparse.ArgumentParser(

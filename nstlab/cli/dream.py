@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nstlab.cli import UserError
+from nstlab.cli import UserError, load_network
 from nstlab.cli.stylize import _refuse_unwritable
 
 # Option name on the command line -> DreamConfig field.
@@ -67,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     from nstlab.images import ImageError, save_image
     from nstlab.memory import SizeTooLarge, check_memory
     from nstlab.vgg import VGGFeatures
-    from nstlab.weights import WeightsUnavailable, load_backbone
 
     out: Path = args.output
     if out.exists() and not out.is_dir() and not args.overwrite:
@@ -97,12 +96,8 @@ def run(args: argparse.Namespace) -> int:
         check_memory(hw, arch=config.arch, device=choice.device, optimizer="adam", layers=(config.layer,))
     except SizeTooLarge as err:
         raise UserError(str(err)) from err
-    try:
-        backbone = load_backbone(config.arch, fallback="untrained" if args.untrained else None, seed=config.seed)
-    except WeightsUnavailable as err:
-        raise UserError(f"{err} Or pass --untrained to run on a random network (the result will not be meaningful).") from err
-    if not backbone.pretrained:
-        print(f"WARNING: {backbone.note}", flush=True)
+    backbone = load_network(config.arch, untrained=args.untrained, seed=config.seed,
+                            what="run on a random network (the result will not be meaningful)")
     extractor = channels_last(VGGFeatures([config.layer], arch=config.arch, backbone=backbone).to(choice.device))
     try:
         result = dream(image.to(choice.device), extractor, config,

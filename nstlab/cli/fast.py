@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from nstlab.cli import UserError
+from nstlab.cli import UserError, load_network
 from nstlab.cli.stylize import _refuse_unwritable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
@@ -126,7 +126,6 @@ def _train(args: argparse.Namespace) -> int:
     from nstlab.fast.model_file import ModelFileError
     from nstlab.images import ImageError
     from nstlab.memory import SizeTooLarge
-    from nstlab.weights import WeightsUnavailable, load_backbone
 
     out: Path = args.output
     if out.is_dir():
@@ -159,13 +158,9 @@ def _train(args: argparse.Namespace) -> int:
     print(f"fast train: style {args.style}; network width {config.width}, {config.blocks} block(s); {config.steps} "
           f"steps of {config.batch_size} x {config.size}-px crops of {source}; profile {config.profile}; "
           f"device {choice}; precision {how}", flush=True)
-    try:
-        backbone = load_backbone("vgg16", fallback="untrained" if args.untrained else None, seed=config.seed)
-    except WeightsUnavailable as err:
-        raise UserError(f"{err} Or pass --untrained to train against a random VGG16 (the model will be marked "
-                        "UNTRAINED and will not be meaningful).") from err
-    if not backbone.pretrained:
-        print(f"WARNING: {backbone.note}", flush=True)
+    backbone = load_network("vgg16", untrained=args.untrained, seed=config.seed,
+                            what="train against a random VGG16 (the model will be marked UNTRAINED and will not "
+                                 "be meaningful)")
     try:
         result = train(args.style, args.images, config, backbone=backbone, checkpoint=checkpoint, resume=args.resume,
                        progress=False if args.no_progress else None, device=choice.device, precision=how.precision)

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from nstlab.cli import UserError
+from nstlab.cli import UserError, load_network
 
 PRESET_NAMES = ("gatys", "deeplearning_ai", "caffe")
 
@@ -144,7 +144,6 @@ def run(args: argparse.Namespace) -> int:
     from nstlab.device import choose_device, choose_precision
     from nstlab.images import ImageError, save_image
     from nstlab.stylize import CheckpointUnreadable, SizeTooLarge, StyleDiverged, check_memory, output_size, stylize
-    from nstlab.weights import WeightsUnavailable, load_backbone
 
     out: Path = args.output
     if out.exists() and not out.is_dir() and not args.overwrite:
@@ -185,12 +184,8 @@ def run(args: argparse.Namespace) -> int:
                      layers=config.content_layers + config.style_layers)
     except SizeTooLarge as err:
         raise UserError(str(err)) from err
-    try:
-        backbone = load_backbone(config.arch, fallback="untrained" if args.untrained else None, seed=config.seed)
-    except WeightsUnavailable as err:
-        raise UserError(f"{err} Or pass --untrained to run on a random network (the result will not be meaningful).") from err
-    if not backbone.pretrained:
-        print(f"WARNING: {backbone.note}", flush=True)
+    backbone = load_network(config.arch, untrained=args.untrained, seed=config.seed,
+                            what="run on a random network (the result will not be meaningful)")
     try:
         result = stylize(content, styles, config, backbone=backbone, device=choice.device, checkpoint=checkpoint,
                          checkpoint_every=args.checkpoint_every, resume=args.resume,
