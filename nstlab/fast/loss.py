@@ -45,24 +45,12 @@ from collections.abc import Mapping
 
 import torch
 
-from nstlab.losses import total_variation
+from nstlab.losses import check_features, total_variation
 
 # Johnson et al.'s layers of VGG16 (nstlab.vgg names): style at the last ReLU of the first four blocks,
 # content at relu2_2 (the paper shows relu3_3 keeps less of the photo's fine detail).
 JOHNSON_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 JOHNSON_CONTENT_LAYER = "relu2_2"
-
-
-def _check_4d(F: object, name: str) -> torch.Tensor:
-    if not isinstance(F, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor of shape (N, C, H, W), got {type(F).__name__}.")
-    if F.ndim != 4:
-        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(F.shape)}; add a batch dimension "
-                         f"with {name}[None].")
-    if not F.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {F.dtype}; convert it with .float().")
-    # Gram matrices and losses in float32 even under bf16 autocast (DESIGN.md §4).
-    return F.float() if F.dtype in (torch.float16, torch.bfloat16) else F
 
 
 def johnson_gram(F: torch.Tensor) -> torch.Tensor:
@@ -82,7 +70,7 @@ def johnson_gram(F: torch.Tensor) -> torch.Tensor:
         >>> G.shape, round(G[0, 0, 1].item(), 6)  # 20 products of 1, divided by 3 * 4 * 5
         (torch.Size([2, 3, 3]), 0.333333)
     """
-    F = _check_4d(F, "F")
+    F = check_features(F, "F")
     N, C, H, W = F.shape
     F_flat = F.reshape(N, C, H * W)  # (N, C, HW)
     return F_flat @ F_flat.transpose(1, 2) / (C * H * W)  # (N, C, C)
@@ -128,8 +116,8 @@ def perceptual_loss(features: Mapping[str, torch.Tensor], content_features: torc
     if missing:
         raise ValueError(f"features lack the style layer(s) {missing}; extract them too (features has "
                          f"{list(features)}).")
-    F_c = _check_4d(features[content_layer], f"features[{content_layer!r}]")
-    P = _check_4d(content_features, "content_features")
+    F_c = check_features(features[content_layer], f"features[{content_layer!r}]")
+    P = check_features(content_features, "content_features")
     if P.shape != F_c.shape:
         raise ValueError(f"content_features has shape {tuple(P.shape)}, but features[{content_layer!r}] has "
                          f"{tuple(F_c.shape)}; compute both at the same layer from images of the same size.")
@@ -163,7 +151,7 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
         >>> tv_loss(torch.tensor([[[[0.0, 1.0], [0.0, 3.0]]]])).item()  # (1 + 9 + 0 + 4) / 4
         3.5
     """
-    image = _check_4d(image, "image")
+    image = check_features(image, "image")
     return total_variation(image) / image.numel()
 
 
@@ -185,7 +173,7 @@ def style_targets(extractor, style_image: torch.Tensor, *, layers=JOHNSON_STYLE_
         >>> style_targets(extractor, torch.rand(1, 3, 32, 32), layers=["relu1_2"])["relu1_2"].shape
         torch.Size([1, 64, 64])
     """
-    style_image = _check_4d(style_image, "style_image")
+    style_image = check_features(style_image, "style_image")
     if style_image.shape[0] != 1:
         raise ValueError(f"style_image must be one image of shape (1, 3, H, W), got {tuple(style_image.shape)}.")
     with torch.no_grad():
