@@ -77,7 +77,8 @@ def test_autograde_refuses_without_a_sandbox_and_grades_with_unsafe(course_copy:
     export = course.export(root / "grades.csv", root=root, quiet=True)
     with export.open(newline="") as f:
         row = next(csv.DictReader(f))
-    assert (row["score"], row["max_score"], row["status"]) == ("4.0", "4.0", "flagged")
+    # The solution's code earns all 4 autograded points; its 2 points of written answers wait for the instructor.
+    assert (row["score"], row["max_score"], row["status"]) == ("4.0", "6.0", "flagged")
     assert "without the sandbox" in row["notes"]
 
 
