@@ -53,10 +53,6 @@ BUGS = [
 EXERCISES = sorted({grade_id for grade_id, _, _ in BUGS})
 
 
-def _grade_id(cell) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory) -> tuple[nbformat.NotebookNode, dict[str, int], list[int]]:
     """The executed notebook, the index of each exercise's first check, and the index of each bug's check."""

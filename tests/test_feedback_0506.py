@@ -12,11 +12,11 @@ import re
 
 import nbformat
 import pytest
+from feedback_helpers import grade_id as _grade_id
+from feedback_helpers import with_body
 from nbclient import NotebookClient
 
 from conftest import ROOT
-
-SOLUTION = re.compile(r"(### BEGIN SOLUTION\n)(.*?)(\n\s*### END SOLUTION)", re.S)
 
 # assignment -> [(exercise grade_id, what the wrong answer gets wrong, its body, what the message must say)]
 BUGS = {
@@ -166,10 +166,6 @@ return objective
 }
 
 
-def _grade_id(cell) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
 def _with_bugs(name: str, bugs: list[tuple[str, str, str, str]]) -> tuple[nbformat.NotebookNode, list[int]]:
     """The set-up cells and solutions of ``name``, then for each bug: buggy definition, check, solution again.
 
@@ -186,9 +182,7 @@ def _with_bugs(name: str, bugs: list[tuple[str, str, str, str]]) -> tuple[nbform
     for grade_id, _, body, _ in bugs:
         index = exercises[grade_id]
         check = next(c for c in cells[index + 1:] if c.metadata.get("nbgrader", {}).get("grade"))
-        indented = "\n".join("    " + line for line in body.strip("\n").splitlines())
-        buggy, count = SOLUTION.subn(lambda m, b=indented: m.group(1) + b + m.group(3), cells[index].source)
-        assert count == 1, f"{name}: no solution region in {grade_id}"
+        buggy = with_body(cells[index].source, body, where=f"{name}/{grade_id}")
         nb.cells += [nbformat.v4.new_code_cell(buggy), nbformat.v4.new_code_cell(check.source)]
         where.append(len(nb.cells) - 1)
         nb.cells.append(nbformat.v4.new_code_cell(cells[index].source))

@@ -11,11 +11,10 @@ import re
 
 import nbformat
 import pytest
+from feedback_helpers import grade_id, with_body
 from nbclient import NotebookClient
 
 from conftest import ROOT
-
-SOLUTION = re.compile(r"(### BEGIN SOLUTION\n)(.*?)(\n\s*### END SOLUTION)", re.S)
 
 # assignment -> {exercise grade_id: (wrong answer's body, what the check's message must say)}
 BUGS = {
@@ -70,11 +69,8 @@ return G / (C * H * W) if normalize else G
 def _with_bugs(name: str, bugs: dict[str, tuple[str, str]]) -> nbformat.NotebookNode:
     nb = nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", as_version=4)
     for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in bugs:
-            body = "\n".join("    " + line for line in bugs[grade_id][0].strip("\n").splitlines())
-            cell.source, count = SOLUTION.subn(lambda m, body=body: m.group(1) + body + m.group(3), cell.source)
-            assert count == 1, f"{name}: no solution region in {grade_id}"
+        if grade_id(cell) in bugs:
+            cell.source = with_body(cell.source, bugs[grade_id(cell)][0], where=f"{name}/{grade_id(cell)}")
     return nb
 
 
@@ -87,10 +83,10 @@ def test_each_named_bug_gets_a_message_that_names_it(name, tmp_path, monkeypatch
     NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     cells = nb.cells
-    for grade_id, (_, message) in bugs.items():
-        index = next(i for i, c in enumerate(cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    for exercise, (_, message) in bugs.items():
+        index = next(i for i, c in enumerate(cells) if grade_id(c) == exercise)
         check = next(c for c in cells[index + 1:] if c.metadata.get("nbgrader", {}).get("grade"))
         errors = [out for out in check.outputs if out.output_type == "error"]
-        assert errors, f"{name}/{grade_id}: the wrong answer passed the visible check"
-        assert errors[0].ename == "CheckFailed", f"{name}/{grade_id}: {errors[0].ename}: {errors[0].evalue}"
-        assert re.search(message, errors[0].evalue), f"{name}/{grade_id}: the message was: {errors[0].evalue}"
+        assert errors, f"{name}/{exercise}: the wrong answer passed the visible check"
+        assert errors[0].ename == "CheckFailed", f"{name}/{exercise}: {errors[0].ename}: {errors[0].evalue}"
+        assert re.search(message, errors[0].evalue), f"{name}/{exercise}: the message was: {errors[0].evalue}"
