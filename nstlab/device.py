@@ -285,3 +285,26 @@ def channels_last(x):
     if isinstance(x, torch.nn.Module):
         return x.to(memory_format=torch.channels_last)
     return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
+
+
+def frozen_weights_in(module: torch.nn.Module, precision: str | PrecisionChoice) -> torch.nn.Module:
+    """A frozen network's convolution and linear weights stored in bf16 once, in place, for bf16 runs.
+
+    Autocast casts float32 weights to bf16 at every pass: it keeps a cast only for weights that are trained,
+    and VGG19 up to relu5_1 has 11 million frozen ones (about 1 % of a style-transfer evaluation at 256
+    pixels). Stored in bf16 they are used as they are. Only the weights and biases of convolutions and linear
+    layers change: buffers such as the ImageNet mean stay float32. With ``"fp32"`` nothing changes.
+
+    Use it only on the network's own copy, run only under :func:`autocast` with ``"bf16"`` afterwards.
+
+    Example:
+        >>> net = frozen_weights_in(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), "bf16")
+        >>> net[0].weight.dtype
+        torch.bfloat16
+    """
+    name = precision.precision if isinstance(precision, PrecisionChoice) else precision
+    if name == "bf16":
+        for layer in module.modules():
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+                layer.to(torch.bfloat16)
+    return module

@@ -165,17 +165,27 @@ class _Gram(torch.autograd.Function):
     pass; using G's symmetry it takes one. At relu1_1 of a 256-pixel image (F is 64 x 65,536) this halves
     the cost of the style loss's gradient (see docs/benchmarks.md). The backward is made of torch
     operations, so it is itself differentiable.
+
+    Activations in the channels-last layout (what the networks produce, :func:`nstlab.device.channels_last`)
+    are already :math:`F^\top`, positions by channels, in memory: the products then run on that view, and the
+    gradient comes back in the same layout, with no copy either way (a transposing copy of relu1_1 and a
+    gradient in the other layout, which the network's backward pass would have to add to its own, cost more
+    than the product itself).
     """
 
     @staticmethod
-    def forward(ctx, F_flat: torch.Tensor) -> torch.Tensor:  # (N, C, M) -> (N, C, C)
+    def forward(ctx, F_flat: torch.Tensor, positions_first: bool) -> torch.Tensor:  # (N, C, M) or (N, M, C)
         ctx.save_for_backward(F_flat)
+        ctx.positions_first = positions_first
+        if positions_first:
+            return F_flat.transpose(1, 2) @ F_flat
         return F_flat @ F_flat.transpose(1, 2)
 
     @staticmethod
-    def backward(ctx, dG: torch.Tensor) -> torch.Tensor:  # (N, C, C) -> (N, C, M)
+    def backward(ctx, dG: torch.Tensor) -> tuple[torch.Tensor, None]:  # (N, C, C) -> the layout of F_flat
         (F_flat,) = ctx.saved_tensors
-        return (dG + dG.transpose(1, 2)) @ F_flat
+        S = dG + dG.transpose(1, 2)  # symmetric
+        return (F_flat @ S if ctx.positions_first else S @ F_flat), None
 
 
 def gram_matrix(F: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
@@ -195,7 +205,10 @@ def gram_matrix(F: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
     """
     F = check_features(F, "F")
     N, C, H, W = F.shape
-    G = _Gram.apply(F.reshape(N, C, H * W))  # (N, C, M) -> (N, C, C)
+    if C > 1 and F.is_contiguous(memory_format=torch.channels_last) and not F.is_contiguous():
+        G = _Gram.apply(F.permute(0, 2, 3, 1).reshape(N, H * W, C), True)  # a view, (N, M, C)
+    else:
+        G = _Gram.apply(F.reshape(N, C, H * W), False)  # (N, C, M)
     return G / (C * H * W) if normalize else G
 
 

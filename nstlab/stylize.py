@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from nstlab import losses, statistics
 from nstlab.colour import luminance_image, luminance_transfer, match_colours
-from nstlab.device import autocast, channels_last, choose_precision
+from nstlab.device import autocast, channels_last, choose_precision, frozen_weights_in
 from nstlab.images import resize_long_side, save_image
 from nstlab.memory import MemoryEstimate, SizeTooLarge, check_memory, estimate_memory
 from nstlab.optimise import initial_image, optimisation_step, run_lbfgsb, run_torch
@@ -353,6 +353,7 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
     long = config.size or max(content.shape[-2:])
     check_memory(output_size(content, config), arch=config.arch, device=device, optimizer=config.optimizer, layers=layers)
 
+    precision = choose_precision(config.precision, device=device).precision  # decided once for the whole run
     if extractor is None:
         from nstlab.weights import load_backbone
 
@@ -361,11 +362,11 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
                                 backbone=backbone).to(device)
         if device.type in ("cpu", "cuda"):
             extractor = channels_last(extractor)  # our own copy, converted once: channels-last convolutions
+        extractor = frozen_weights_in(extractor, precision)  # ... and its weights cast once for a bf16 run
     missing = [name for name in layers if name not in getattr(extractor, "layers", ())]
     if missing:
         raise ValueError(f"the extractor does not return layer(s) {missing}; build it with all of {list(layers)}.")
     pretrained, note = bool(getattr(extractor, "pretrained", False)), str(getattr(extractor, "note", ""))
-    precision = choose_precision(config.precision, device=device).precision  # decided once for the whole run
 
     # Colour preservation changes the images the network sees, not the loop (Gatys et al. 2016b).
     if config.preserve_colour == "match":

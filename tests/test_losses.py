@@ -209,6 +209,21 @@ def test_the_gram_matrix_backward_pass_equals_autograd_of_the_plain_product():
     assert torch.autograd.gradgradcheck(lambda f: gram_matrix(f, normalize=True), (F,))
 
 
+def test_channels_last_features_give_the_same_gram_and_their_gradient_in_their_own_layout():
+    """The networks hand back channels-last activations: the Gram and its gradient are the same numbers, the
+    gradient comes back channels-last (no copy into the other layout), and it is differentiable again."""
+    F = rand(2, 3, 4, 5, seed=40, dtype=torch.float64)
+    last = F.contiguous(memory_format=torch.channels_last).requires_grad_()
+    plain = F.clone().requires_grad_()
+    dG = rand(2, 3, 3, seed=41, dtype=torch.float64)
+    torch.testing.assert_close(gram_matrix(last), gram_matrix(plain))
+    (g_last,) = torch.autograd.grad(gram_matrix(last), last, dG)
+    (g_plain,) = torch.autograd.grad(gram_matrix(plain), plain, dG)
+    torch.testing.assert_close(g_last, g_plain)
+    assert g_last.is_contiguous(memory_format=torch.channels_last) and not g_last.is_contiguous()
+    assert torch.autograd.gradgradcheck(lambda f: gram_matrix(f, normalize=True), (last,))
+
+
 @pytest.mark.parametrize("convention", ["gatys", "deeplearning_ai"])
 def test_analytic_content_gradient_equals_autograd_through_the_relu(convention):
     X = rand(2, 4, 5, 5, seed=30, dtype=torch.float64).requires_grad_()  # pre-activation

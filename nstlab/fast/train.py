@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from nstlab import __version__
-from nstlab.device import autocast, channels_last, choose_device, choose_precision
+from nstlab.device import autocast, channels_last, choose_device, choose_precision, frozen_weights_in
 from nstlab.fast.config import FastConfig
 from nstlab.fast.data import TrainingImages
 from nstlab.fast.loss import JOHNSON_CONTENT_LAYER, perceptual_loss, style_targets, tv_loss
@@ -288,7 +288,8 @@ def train(style_image: torch.Tensor | str | os.PathLike, images: str | os.PathLi
         raise ValueError(f"the loss network must be VGG16 (Johnson et al.), got {backbone.arch}; pass "
                          "load_backbone('vgg16').")
     extractor = channels_last(VGGFeatures(config.layers, backbone=backbone).to(device))  # converted once
-    grams = style_targets(extractor, channels_last(style.to(device)), layers=config.style_layers)
+    grams = style_targets(extractor, channels_last(style.to(device)), layers=config.style_layers)  # in float32
+    extractor = frozen_weights_in(extractor, how)  # for a bf16 run, the frozen weights cast once, not every step
 
     with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the caller's RNG alone
         torch.manual_seed(config.seed)

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from nstlab import data
-from nstlab.device import autocast, channels_last, choose_precision
+from nstlab.device import autocast, channels_last, choose_precision, frozen_weights_in
 from nstlab.vgg import LAYER_NAMES, VGGFeatures
 from nstlab.weights import Backbone, load_backbone
 
@@ -60,9 +60,10 @@ class FeatureBrowser(widgets.VBox):
                  layers: tuple[str, ...] | None = None, precision: str | None = None):
         backbone = backbone or load_backbone("vgg19", fallback="untrained")
         layers = layers or tuple(name for name in LAYER_NAMES[backbone.arch] if name.startswith("relu"))
-        self.extractor = channels_last(VGGFeatures(layers, backbone=backbone))  # converted once
         # The precision of a new photo's pass (bf16 where the CPU computes it natively), decided once.
         self.precision = choose_precision(precision, device="cpu").precision
+        # Converted once: channels-last, and for bf16 the weights cast once rather than at every photo.
+        self.extractor = frozen_weights_in(channels_last(VGGFeatures(layers, backbone=backbone)), self.precision)
         self.pretrained, self.note = backbone.pretrained, backbone.note
         self.size = size
         self._cache: dict[str, dict[str, torch.Tensor]] = {}
