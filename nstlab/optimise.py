@@ -8,7 +8,7 @@ takes, independent of which losses are minimised:
 - :func:`make_objective`: the function :math:`\vec x \mapsto \alpha L_{content} + \beta L_{style}` that the
   optimiser minimises, with the paper's loss convention and the targets fixed;
 - :func:`optimisation_step`: one step of a torch optimiser (Adam or L-BFGS) on the pixels, which keeps them
-  in [0, 1] when asked (a *projected* step);
+  in [0, 1] when asked (a *projected* step: after the step for Adam, before each evaluation for L-BFGS);
 - :func:`run_torch` and :func:`run_lbfgsb`: many steps of torch's optimisers, or of scipy's L-BFGS-B with the
   pixels bounded to [0, 1] as the Caffe-era code did, calling back after each step.
 
@@ -32,6 +32,11 @@ from nstlab.style_config import INITS
 # Pairs (s, y) that torch's L-BFGS remembers. Its default of 100 costs 200 copies of the image in memory and
 # in every checkpoint; 20 converges as fast on these problems. The paper does not say.
 LBFGS_HISTORY = 20
+# L-BFGS's pixels are clamped to [0, 1] before each evaluation, as the PyTorch tutorial's closure does: the
+# optimiser then works on the image that is shown. Measured at 256 px (docs/benchmarks.md, "Precision and
+# memory layout"): without it nstlab's L-BFGS did not reach the tutorial loop's 300-step loss within 400 steps;
+# with it, it does. The curvature pairs still use the unclamped step, which costs less than it spoils.
+PROJECT_LBFGS = True
 # Pairs that scipy's L-BFGS-B remembers: scipy's default, which the Caffe-era code used.
 LBFGSB_HISTORY = 10
 
@@ -148,13 +153,14 @@ def make_optimizer(name: str, x: torch.Tensor, *, lr: float) -> torch.optim.Opti
 
 
 def optimisation_step(x: torch.Tensor, optimizer: torch.optim.Optimizer, objective: Objective, *,
-                      clip: bool = True) -> LossParts:
+                      clip: bool = True, project: bool = False) -> LossParts:
     r"""Take one optimiser step on the pixels: evaluate the loss, back-propagate to :math:`\vec x`, move it.
 
     The loss is evaluated inside a *closure* (clear the old gradient, evaluate, back-propagate, return the
     total) that is handed to ``optimizer.step``: Adam calls it once, L-BFGS as often as it needs. With
-    ``clip`` the pixels are put back into [0, 1] afterwards, a projected gradient step (right for Adam; for
-    L-BFGS leave it off, since moving the pixels behind its back spoils its curvature estimate).
+    ``clip`` the pixels are put back into [0, 1] afterwards, a projected gradient step (right for Adam). With
+    ``project`` they are put back before each evaluation instead, inside the closure, so that every loss and
+    gradient is that of an image in range (the PyTorch tutorial's way with L-BFGS).
 
     Args:
         x: the image, (N, 3, H, W), a leaf tensor with ``requires_grad`` and the optimiser's only parameter.
@@ -162,6 +168,7 @@ def optimisation_step(x: torch.Tensor, optimizer: torch.optim.Optimizer, objecti
         optimizer: a torch optimiser over ``[x]`` (e.g. from :func:`make_optimizer`).
         objective: a function from the image to its :class:`~nstlab.losses.LossParts`.
         clip: clamp the pixels to [0, 1] after the step.
+        project: clamp the pixels to [0, 1] before each evaluation.
 
     Returns:
         The loss parts of the last evaluation in this step (for Adam, of the image before the update), detached.
@@ -181,6 +188,9 @@ def optimisation_step(x: torch.Tensor, optimizer: torch.optim.Optimizer, objecti
     last: list[LossParts] = []
 
     def closure() -> torch.Tensor:
+        if project:
+            with torch.no_grad():
+                x.clamp_(0, 1)
         optimizer.zero_grad(set_to_none=True)  # gradients accumulate in torch; start each evaluation at zero
         parts = objective(x)
         parts.total.backward()
@@ -202,8 +212,8 @@ def run_torch(objective: Objective, x0: torch.Tensor, *, optimizer: str, lr: flo
     Args:
         objective: the function of the image to minimise.
         x0: the starting image, (N, 3, H, W); not modified.
-        optimizer: ``"adam"`` (each step clipped to [0, 1]) or ``"lbfgs"`` (unclipped; the result is clipped
-            when it is shown).
+        optimizer: ``"adam"`` (each step clipped to [0, 1]) or ``"lbfgs"`` (clamped to [0, 1] before each
+            evaluation, see :data:`PROJECT_LBFGS`).
         lr: the learning rate.
         start, stop: the step numbers before the first and of the last step of this run.
         on_step: called as ``on_step(step, image, parts, state)``; returning ``True`` stops the run. ``state()``
@@ -229,7 +239,8 @@ def run_torch(objective: Objective, x0: torch.Tensor, *, optimizer: str, lr: flo
         opt.load_state_dict(state)
     for step in range(start + 1, stop + 1):
         # Adam's steps are projected back into [0, 1], as in the PyTorch tutorial.
-        parts = optimisation_step(x, opt, objective, clip=optimizer == "adam")
+        parts = optimisation_step(x, opt, objective, clip=optimizer == "adam",
+                                  project=optimizer == "lbfgs" and PROJECT_LBFGS)
         if on_step(step, x.detach(), parts, opt.state_dict):
             return x.detach(), True
     return x.detach(), False

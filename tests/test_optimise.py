@@ -87,6 +87,23 @@ def test_lbfgs_evaluates_through_the_closure_and_equals_torchs_own_loop():
     assert losses[2] < losses[1] < losses[0]
 
 
+def test_lbfgs_runs_project_the_pixels_before_every_evaluation():
+    """nstlab's L-BFGS evaluates only images in [0, 1] (the tutorial's closure clamps too); the minimum outside
+    the range, at 2, pulls the pixels to the bound and no evaluation ever sees them beyond it."""
+    seen = []
+
+    def objective(x):
+        seen.append((x.min().item(), x.max().item()))
+        total = ((x - 2) ** 2).sum()
+        return LossParts(content=total, style=total * 0, tv=total * 0, total=total)
+
+    x, _ = run_torch(objective, torch.full((1, 3, 2, 2), 0.5), optimizer="lbfgs", lr=1.0, start=0, stop=5,
+                     on_step=lambda *args: False)
+    assert len(seen) == 5 and all(0 <= lo and hi <= 1 for lo, hi in seen), seen
+    assert seen[-1] == (1.0, 1.0)  # at the bound from the second evaluation on
+    assert x.max().item() > 1  # the last step's move is clamped by the next evaluation, or when shown
+
+
 def test_a_step_refuses_an_image_that_is_not_the_optimisers_leaf_parameter():
     x, parameter = pixels(8), pixels(8).requires_grad_(True)
     with pytest.raises(ValueError, match="requires_grad"):
