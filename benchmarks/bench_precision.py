@@ -6,6 +6,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_precision.py to-loss             # seconds to the tutorial loop's final loss
     .venv/bin/python benchmarks/bench_precision.py to-loss --variants  # ... and the optimisation's own options
     .venv/bin/python benchmarks/bench_precision.py others              # feature browser and transfer learning
+    .venv/bin/python benchmarks/bench_precision.py network             # the bare network in four layouts
 
 Both loops minimise the same function: the paper's layers (relu1_1 ... relu5_1 style, relu4_2 content), max
 pooling, the Gatys et al. loss convention with alpha = 1, beta = 1e3, content ``astronaut`` and style
@@ -17,6 +18,10 @@ alone) and ``"auto"`` (here bf16 autocast if the CPU has native bf16; the line p
 ``per-eval``: the process's CPU seconds (``time.process_time``, which waiting behind other processes does not
 inflate) per evaluation of loss and gradient, optimiser included, median over ``--evals`` evaluations after
 ``--warmup``; with 2 threads the CPU seconds add both threads' work, so the wall-clock median is printed too.
+
+``network``: one forward and backward pass of VGG19 up to relu5_1 (gradient with respect to the image only),
+CPU seconds on one thread, contiguous and channels-last, float32 and bf16 autocast: what the layout and the
+precision can gain at most, with no loss computed.
 
 ``others``: the feature browser's latency for a new photo (before: a contiguous float32 pass) and the CPU
 seconds of :func:`nstlab.transfer.transfer` with the frozen body in fp32 and in auto.
@@ -106,7 +111,8 @@ def check_same_objective(backbone, content, style) -> float:
     """The tutorial's loss and nstlab's on the content image; raise if they differ."""
     ours = st.stylize(content, style, replace(BASE, size=max(content.shape[-2:]), steps=1, precision="fp32"),
                       backbone=backbone, show_progress=False).losses[0].total
-    theirs = tutorial_loop.loss_at(tutorial_loop.frozen_vgg19_features(backbone), content, style, content)
+    theirs = tutorial_loop.loss_at(tutorial_loop.frozen_vgg19_features(backbone), content, style, content,
+                                   style_weight=BASE.beta)
     if abs(ours - theirs) > 1e-4 * abs(theirs):
         raise SystemExit(f"the loops minimise different functions: nstlab {ours:.6g}, tutorial {theirs:.6g}")
     return ours
@@ -179,6 +185,8 @@ def run_lbfgs_to(target, f32, backbone, content, style, precision, max_steps, *,
     evaluations = [0]
 
     def closure():
+        with torch.no_grad():
+            x.clamp_(0, 1)  # projected, as nstlab's L-BFGS and the tutorial loop are
         opt.zero_grad(set_to_none=True)
         total = objective(x).total
         total.backward()
@@ -193,6 +201,8 @@ def run_lbfgs_to(target, f32, backbone, content, style, precision, max_steps, *,
 
 
 def to_loss(args, backbone) -> None:
+    global BASE
+    BASE = replace(BASE, beta=args.beta)  # every run, the tutorial's included, minimises this objective
     torch.set_num_threads(1)
     content, style = images(args.size)
     check_same_objective(backbone, content, style)
@@ -201,7 +211,8 @@ def to_loss(args, backbone) -> None:
     if args.target is None:
         c0 = time.process_time()
         cnn = tutorial_loop.frozen_vgg19_features(backbone)
-        result = tutorial_loop.run_style_transfer(cnn, content, style, content.clone(), num_steps=args.tutorial_steps)
+        result = tutorial_loop.run_style_transfer(cnn, content, style, content.clone(), num_steps=args.tutorial_steps,
+                                                  style_weight=BASE.beta)
         t_cpu = time.process_time() - c0
         target = f32(result.detach())
         print(f"# tutorial loop: {args.tutorial_steps} evaluations at {args.size} px, 1 thread: {t_cpu:.1f} CPU s, "
@@ -209,7 +220,7 @@ def to_loss(args, backbone) -> None:
     else:
         target, t_cpu = args.target, args.target_seconds
         print(f"# target given: loss {target:.6g} reached by the tutorial loop in {t_cpu:.1f} CPU s")
-    print(f"| to loss {target:.4g} at {args.size} px, 1 thread | CPU s | steps (evaluations) | reached | "
+    print(f"| to loss {target:.4g} at {args.size} px, beta {BASE.beta:g}, 1 thread | CPU s | steps (evaluations) | reached | "
           "speed-up vs tutorial |")
     print("|---|---|---|---|---|")
     print(f"| tutorial-style loop (fp32, contiguous, LBFGS defaults) | {t_cpu:.1f} | {args.tutorial_steps} | yes | 1.0 |")
@@ -219,6 +230,18 @@ def to_loss(args, backbone) -> None:
     for name, config in runs.items():
         cpu, step, reached = run_stylize_to(target, f32, backbone, content, style, config, args.max_steps)
         print(f"| {name} | {cpu:.1f} | {step} | {'yes' if reached else 'no'} | {t_cpu / cpu:.2f} |", flush=True)
+    if args.unprojected:  # L-BFGS as nstlab ran it before: pixels free during the run, clamped at the end
+        from nstlab import optimise
+
+        optimise.PROJECT_LBFGS = False
+        try:
+            for precision in ("auto", "fp32"):
+                cpu, step, reached = run_stylize_to(target, f32, backbone, content, style,
+                                                    replace(BASE, precision=precision), args.max_steps)
+                print(f"| {precision}, L-BFGS not projected (nstlab before) | {cpu:.1f} | {step} | "
+                      f"{'yes' if reached else 'no'} | {t_cpu / cpu:.2f} |", flush=True)
+        finally:
+            optimise.PROJECT_LBFGS = True
     if args.variants or args.only_variants:
         # The optimiser's own options first (nstlab's defaults: history 20, no line search), then the schedule.
         for history, line_search in ((100, None), (20, "strong_wolfe"), (100, "strong_wolfe"), (5, None)):
@@ -285,6 +308,43 @@ def others(args, backbone) -> None:
     print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
+def network(args, backbone) -> None:
+    """Forward and backward of VGG19 to relu5_1 at ``--size`` px, 1 thread, in four layouts and precisions."""
+    from nstlab.device import autocast
+
+    torch.set_num_threads(1)
+    print(header(backbone))
+    x0 = images(args.size)[0]
+    rows = []
+    for layout in ("contiguous", "channels-last"):
+        for precision in ("fp32", "bf16"):
+            net = VGGFeatures(("relu5_1",), pool="max", backbone=backbone)
+            if layout == "channels-last":
+                net = channels_last(net)
+            x = x0.clone().requires_grad_(True)
+
+            def once(net=net, x=x, precision=precision, layout=layout):
+                x.grad = None
+                with autocast(precision, "cpu"):
+                    out = net(channels_last(x) if layout == "channels-last" else x)["relu5_1"]
+                out.float().sum().backward()
+
+            once()
+            times = []
+            for _ in range(args.repeats):
+                c0 = time.process_time()
+                once()
+                times.append(time.process_time() - c0)
+            rows.append((layout, precision, statistics.median(times)))
+    base = rows[0][2]
+    print(f"| VGG19 to relu5_1, {args.size} px, forward + backward, 1 thread | CPU s (median of {args.repeats}) | "
+          "vs contiguous fp32 |")
+    print("|---|---|---|")
+    for layout, precision, seconds in rows:
+        print(f"| {layout} {precision} | {seconds:.3f} | {seconds / base:.2f} |")
+    print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -297,6 +357,8 @@ def main() -> None:
     q.add_argument("--size", type=int, default=256)
     q.add_argument("--tutorial-steps", type=int, default=300)
     q.add_argument("--max-steps", type=int, default=400)
+    q.add_argument("--beta", type=float, default=1e3, help="the style weight of both loops (alpha = 1)")
+    q.add_argument("--unprojected", action="store_true", help="also L-BFGS without clamping before each evaluation")
     q.add_argument("--variants", action="store_true")
     q.add_argument("--only-variants", action="store_true", help="skip the runs with nstlab's defaults")
     q.add_argument("--target", type=float, help="skip the tutorial run: its final loss, measured before")
@@ -304,10 +366,13 @@ def main() -> None:
     o = sub.add_parser("others")
     o.add_argument("--size", type=int, default=128, help="the feature browser's photo size (the fast profile's)")
     o.add_argument("--repeats", type=int, default=5)
+    n = sub.add_parser("network")
+    n.add_argument("--size", type=int, default=256)
+    n.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     backbone = load_backbone("vgg19", fallback="untrained")
     print(f"# uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
-    {"per-eval": per_eval, "to-loss": to_loss, "others": others}[args.what](args, backbone)
+    {"per-eval": per_eval, "to-loss": to_loss, "others": others, "network": network}[args.what](args, backbone)
 
 
 if __name__ == "__main__":
