@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM
+from browser_helpers import CHROMIUM, NO_CHROMIUM, open_offline
 
 from nstlab import course
 from nstlab.course import mathjax
@@ -48,49 +48,6 @@ checks.check_true(half(4) == 2, "half(4) should be 2")
 # MathJax comes with the dependency jupyter-server-mathjax; without it nothing here can be offline.
 needs_mathjax = pytest.mark.skipif(importlib.util.find_spec(mathjax.PACKAGE) is None,
                                    reason=f"needs {mathjax.PACKAGE} (pip install -e . installs it)")
-
-# What MathJax 2 leaves in the page once a formula is typeset (MathML output).
-TYPESET = ".MathJax_MathML math"
-# MathJax has finished: its queue is empty and the startup is over.
-DONE_JS = "() => window.MathJax && MathJax.Hub && MathJax.isReady && MathJax.Hub.queue.pending === 0"
-
-
-def open_offline(html: Path) -> dict:
-    """Open ``html`` from disk in headless Chromium, refusing every request that is not for a local file.
-
-    Returns what the page showed: ``typeset`` (number of typeset formulae), ``text`` (the page's text),
-    ``requests`` (every URL asked for), ``errors`` (console errors and failed requests), ``bold`` (the
-    font weight of each symbol set in bold) and ``untypeset`` (text of markdown that still shows TeX).
-    """
-    from playwright.sync_api import sync_playwright
-
-    requests, errors = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context()
-            # Everything goes through here: a request for anything but a file:// URL is recorded and refused.
-            context.route("**/*", lambda route: (requests.append(route.request.url),
-                                                 route.continue_() if route.request.url.startswith("file://")
-                                                 else route.abort()))
-            page = context.new_page()
-            page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
-            page.on("requestfailed", lambda req: errors.append(f"{req.url}: {req.failure}"))
-            page.goto(html.resolve().as_uri())
-            page.wait_for_function(DONE_JS, timeout=60_000)
-            typeset = page.locator(TYPESET).count()
-            bold = page.eval_on_selector_all(f"{TYPESET} [mathvariant^=bold]",
-                                             "els => els.map(e => getComputedStyle(e).fontWeight)")
-            text = page.inner_text("body")
-            # Markdown text that still holds a TeX delimiter: a formula MathJax left alone.
-            untypeset = page.eval_on_selector_all(
-                ".jp-MarkdownOutput, .text_cell_render",
-                r"els => els.map(e => e.innerText).filter(t => /\$|\\\(|\\\[|\\begin\{/.test(t))")
-        finally:
-            browser.close()
-    return {"typeset": typeset, "text": text, "requests": requests, "errors": errors, "bold": bold,
-            "untypeset": untypeset}
-
 
 def _assert_typeset_offline(html: Path, seen: dict, formulae: int) -> None:
     assert seen["requests"] == [html.resolve().as_uri()], seen["requests"]  # the page itself, nothing else

@@ -1,4 +1,5 @@
-"""What a student sees of nbgrader in `nstlab lab`: the Validate button, not the instructor's panels.
+"""What a student sees of nbgrader in `nstlab lab`: the Validate button, not the instructor's panels; and in
+both labs, an HTML export from the lab's own menu command that typesets its formulae with no network.
 
 The student lab is a real JupyterLab in a real (headless) Chromium; `nstlab lab --instructor` is the same lab
 with nbgrader whole, which shows that the test sees the panels where they are. Needs Debian's ``chromium``
@@ -17,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, free_port, wait_for_http
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, free_port, open_offline, wait_for_http
 
 from nstlab.cli import lab as cli_lab
 
@@ -40,6 +41,16 @@ def test_student_config_disables_only_the_instructor_plugins(tmp_path: Path):
     assert not any("validate" in name for name in page["disabledExtensions"])
     server = json.loads((folder / "jupyter_server_config.d" / "nstlab-student-lab.json").read_text())
     assert server["ServerApp"]["jpserver_extensions"] == dict.fromkeys(cli_lab.INSTRUCTOR_SERVER_EXTENSIONS, False)
+
+
+def test_both_labs_configure_the_html_export_to_inline_mathjax(tmp_path: Path):
+    """The server setting the lab's export reads, and the template it points to, for students and instructors."""
+    for student in (True, False):
+        folder = cli_lab.lab_config(tmp_path / str(student), student=student)
+        server = json.loads((folder / "jupyter_server_config.json").read_text())
+        [templates] = server["HTMLExporter"]["extra_template_basedirs"]
+        assert "MathJax 2.7, inlined" in (Path(templates) / "lab" / "mathjax.html.j2").read_text()
+        assert (folder / "labconfig" / "page_config.json").exists() == student
 
 
 def test_lab_environment_puts_the_student_config_first_and_keeps_the_users_paths(tmp_path: Path):
@@ -112,6 +123,13 @@ def test_student_lab_shows_validate_and_hides_nbgraders_instructor_panels(runnin
             page.screenshot(path=str(tmp_path / f"{kind}-lab.png"))
             browser.close()
     assert validates == 1
+    # File > Save and Export Notebook As > HTML opens this URL of the lab's server, which answers with the page.
+    exported = tmp_path / f"{kind}-export.html"
+    with urllib.request.urlopen(f"{base}/nbconvert/html/{NOTEBOOK}?download=true&token={TOKEN}", timeout=120) as page:
+        exported.write_bytes(page.read())
+    seen = open_offline(exported)  # from disk, every request but the file refused
+    assert seen["requests"] == [exported.resolve().as_uri()] and seen["errors"] == [], seen
+    assert seen["typeset"] >= 5 and seen["untypeset"] == [], seen
     formgrader = _status(f"{base}/formgrader?token={TOKEN}")
     if kind == "student":
         assert "failed" in report and "NotImplementedError" in report, report

@@ -11,6 +11,10 @@ instructor's ``jupyter lab`` and ``nstlab course`` commands keep all of nbgrader
 starts the lab with it too. How: a configuration folder put first on ``JUPYTER_CONFIG_PATH`` for this launch
 (see :func:`student_config`), where JupyterLab reads which plugins are disabled (``labconfig/page_config.json``)
 and Jupyter Server which server extensions to load.
+
+Both labs, the student's and the instructor's, export HTML that typesets its formulae offline: "File → Save
+and Export Notebook As → HTML" writes the pages of :class:`nstlab.course.mathjax.OfflineHTMLExporter`, MathJax
+inside the file, through the same configuration folder (:func:`lab_config`).
 """
 
 from __future__ import annotations
@@ -42,18 +46,29 @@ INSTRUCTOR_SERVER_EXTENSIONS = (
 CONFIG_PATH_VAR = "JUPYTER_CONFIG_PATH"
 
 
-def student_config(folder: Path) -> Path:
-    """Write the student lab's Jupyter configuration into ``folder`` (made if needed) and return it.
+def lab_config(folder: Path, *, student: bool = True) -> Path:
+    """Write the lab's Jupyter configuration into ``folder`` (made if needed) and return it.
 
-    ``labconfig/page_config.json`` disables :data:`INSTRUCTOR_PLUGINS`; ``jupyter_server_config.d/`` turns
-    off :data:`INSTRUCTOR_SERVER_EXTENSIONS`. A folder first on ``JUPYTER_CONFIG_PATH`` takes precedence
+    For students, ``labconfig/page_config.json`` disables :data:`INSTRUCTOR_PLUGINS` and
+    ``jupyter_server_config.d/nstlab-student-lab.json`` turns off :data:`INSTRUCTOR_SERVER_EXTENSIONS`. For
+    both, ``jupyter_server_config.json`` makes the lab's HTML export typeset offline
+    (templates in ``folder/nbconvert-templates``). A folder first on ``JUPYTER_CONFIG_PATH`` takes precedence
     over the environment's own settings, key by key, so every other extension stays as installed.
     """
-    files = {
-        Path("labconfig") / "page_config.json": {"disabledExtensions": {name: True for name in INSTRUCTOR_PLUGINS}},
-        Path("jupyter_server_config.d") / "nstlab-student-lab.json": {
-            "ServerApp": {"jpserver_extensions": {name: False for name in INSTRUCTOR_SERVER_EXTENSIONS}}},
-    }
+    from nstlab.course import mathjax
+
+    files: dict[Path, dict] = {}
+    if student:
+        files[Path("labconfig") / "page_config.json"] = {
+            "disabledExtensions": {name: True for name in INSTRUCTOR_PLUGINS}}
+        files[Path("jupyter_server_config.d") / "nstlab-student-lab.json"] = {
+            "ServerApp": {"jpserver_extensions": {name: False for name in INSTRUCTOR_SERVER_EXTENSIONS}}}
+    try:
+        # In the main file: Jupyter Server reads extension switches from jupyter_server_config.d/, other
+        # settings from jupyter_server_config.json of each folder on the path.
+        files[Path("jupyter_server_config.json")] = mathjax.server_config(folder / "nbconvert-templates")
+    except mathjax.MathJaxMissing as err:
+        print(f"warning: {err}; until then the lab's HTML export loads MathJax from a CDN", file=sys.stderr)
     for relative, content in files.items():
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,10 +78,15 @@ def student_config(folder: Path) -> Path:
     return folder
 
 
-def student_config_folder() -> Path:
-    """Where the student lab's configuration is written: the user's cache (``$XDG_CACHE_HOME``, ``~/.cache``)."""
+def student_config(folder: Path) -> Path:
+    """The student lab's configuration (see :func:`lab_config`), written into ``folder``."""
+    return lab_config(folder, student=True)
+
+
+def student_config_folder(instructor: bool = False) -> Path:
+    """Where the lab's configuration is written: the user's cache (``$XDG_CACHE_HOME``, ``~/.cache``)."""
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "nstlab" / "student-lab"
+    return Path(cache) / "nstlab" / ("instructor-lab" if instructor else "student-lab")
 
 
 def lab_environment(config: Path | None, environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -114,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     except course.CourseError as err:
         raise UserError(str(err)) from err
     command = lab_command(root, args.extra)
-    config = None if args.instructor else student_config(student_config_folder())
+    config = lab_config(student_config_folder(args.instructor), student=not args.instructor)
     print("starting JupyterLab: your notebooks are in work/, the course material beside them", flush=True)
     os.execve(command[0], command, lab_environment(config))
     return 0  # not reached: execv replaces this process
