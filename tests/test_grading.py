@@ -250,6 +250,7 @@ class WrittenClass:
     events: dict[str, list[dict]]  # student -> events of their report
     scores: dict[str, tuple[float, float]]
     printed: str  # what `nstlab course feedback` printed
+    exported: dict[str, dict]  # student -> their row of `nstlab course export` before any grading by hand
 
 
 def _with_answer(release: nbformat.NotebookNode, answer: str, *, code: str = "return x + x", cell: str = "why_linear",
@@ -315,7 +316,10 @@ def written_class(tmp_path_factory) -> WrittenClass:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         course.feedback(WRITTEN, root=root)
-    return WrittenClass(root, done, events, _scores(root, WRITTEN), printed.getvalue())
+    scores = _scores(root, WRITTEN)
+    with (root / "grades.csv").open(newline="") as f:
+        exported = {row["student_id"]: row for row in csv.DictReader(f) if row["assignment"] == WRITTEN}
+    return WrittenClass(root, done, events, scores, printed.getvalue(), exported)
 
 
 def test_release_of_a_written_answer_is_nbgraders_stub(written_class: WrittenClass):
@@ -381,6 +385,14 @@ def test_feedback_says_which_answers_are_not_graded_yet(written_class: WrittenCl
     assert "Not graded yet." not in pages["blank"]  # an empty answer is scored 0 at once: nothing waits
 
 
+def test_the_export_names_the_answers_whose_points_are_not_in_the_score_yet(written_class: WrittenClass):
+    """A score of 1 of 3 reads differently when 2 points wait for the instructor: the CSV says which cells."""
+    waiting = {student: row["awaiting_hand_grading"] for student, row in written_class.exported.items()}
+    assert waiting["answered"] == waiting["solution"] == "why_linear", waiting
+    assert waiting["deleted"] == "check_double; why_linear" and waiting["blank"] == "", waiting
+    assert written_class.exported["answered"]["status"] == "graded"
+
+
 def test_grades_given_by_hand_complete_the_score_and_nothing_waits(written_class: WrittenClass):
     """What the formgrader does (nbgrader's Gradebook: a manual score, needs_manual_grade cleared) gives the
     solution full marks, and the written answer is no longer reported."""
@@ -394,3 +406,6 @@ def test_grades_given_by_hand_complete_the_score_and_nothing_waits(written_class
         db.db.commit()
     assert "solution" not in awaiting_manual_grade(WRITTEN, root=root)
     assert _scores(root, WRITTEN)["solution"] == (3, 3)
+    with (root / "grades.csv").open(newline="") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f) if row["assignment"] == WRITTEN}
+    assert rows["solution"]["awaiting_hand_grading"] == "" and rows["answered"]["awaiting_hand_grading"] == "why_linear"

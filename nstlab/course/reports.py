@@ -7,8 +7,10 @@ reason). A report holds a status and a list of events: ``repaired`` (damaged met
 ``policy`` (an exercise answered with the library's own function), ``flagged`` (code for the instructor to
 look at) and ``unsafe`` (graded without the sandbox).
 
-:class:`StatusCsvExport` is nbgrader's CSV export with two more columns, ``status`` and ``notes``, so
-that a student who could not be graded reads "not graded: <reason>" and never a bare 0.
+:class:`StatusCsvExport` is nbgrader's CSV export with three more columns: ``status`` and ``notes``, so
+that a student who could not be graded reads "not graded: <reason>" and never a bare 0, and
+``awaiting_hand_grading``, the cells whose points are not in the score yet because they wait for the instructor
+(written answers; also a check cell missing from the submission).
 """
 
 from __future__ import annotations
@@ -74,18 +76,27 @@ def status_text(report: Report | None) -> tuple[str, str]:
     return ("flagged" if report.flags else "graded"), "; ".join(report.flags)
 
 
-def _submitted(gradebook, assignment: str, student: str) -> bool:
+def _submission(gradebook, assignment: str, student: str):
+    """nbgrader's submission of ``student`` for ``assignment``, or None."""
     from nbgrader.api import MissingEntry
 
     try:
-        gradebook.find_submission(assignment, student)
+        return gradebook.find_submission(assignment, student)
     except MissingEntry:
-        return False
-    return True
+        return None
+
+
+def awaiting(submission) -> str:
+    """The ``awaiting_hand_grading`` column: grade ids nbgrader left for the instructor, "; "-separated."""
+    if submission is None:
+        return ""
+    return "; ".join(sorted(grade.name for notebook in submission.notebooks for grade in notebook.grades
+                            if grade.needs_manual_grade))
 
 
 class StatusCsvExport(CsvExportPlugin):
-    """nbgrader's CSV export, plus ``status`` and ``notes``; a student not graded has no score, only the reason."""
+    """nbgrader's CSV export, plus ``status``, ``notes`` and ``awaiting_hand_grading``; a student not graded has
+    no score, only the reason, and a score that still lacks answers graded by hand says which."""
 
     def export(self, gradebook) -> None:
         super().export(gradebook)
@@ -94,19 +105,22 @@ class StatusCsvExport(CsvExportPlugin):
         course = course_folder(db_url)
         with dest.open(newline="") as f:
             rows = list(csv.DictReader(f))
-        keys = [*(rows[0].keys() if rows else []), "status", "notes"]
+        extra = ["status", "notes", "awaiting_hand_grading"]
+        keys = [*(rows[0].keys() if rows else []), *extra]
         for row in rows:
             report = read_report(course, row["assignment"], row["student_id"])
-            if report is None and not _submitted(gradebook, row["assignment"], row["student_id"]):
+            submission = _submission(gradebook, row["assignment"], row["student_id"])
+            row["awaiting_hand_grading"] = awaiting(submission)
+            if report is None and submission is None:
                 status, notes = "no submission", ""
             elif report is None:  # nbgrader knows the submission, the grading pipeline never finished it
                 status, notes = "not graded: no record of its grading (see the autograde log)", ""
             else:
                 status, notes = status_text(report)
             if status.startswith("not graded"):
-                row["raw_score"] = row["score"] = ""
+                row["raw_score"] = row["score"] = row["awaiting_hand_grading"] = ""
             row["status"], row["notes"] = status, notes
         with dest.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys or ["status", "notes"])
+            writer = csv.DictWriter(f, fieldnames=keys or extra)
             writer.writeheader()
             writer.writerows(rows)
