@@ -153,14 +153,13 @@ def make_optimizer(name: str, x: torch.Tensor, *, lr: float) -> torch.optim.Opti
 
 
 def optimisation_step(x: torch.Tensor, optimizer: torch.optim.Optimizer, objective: Objective, *,
-                      clip: bool = True, project: bool = False) -> LossParts:
+                      clip: bool = True) -> LossParts:
     r"""Take one optimiser step on the pixels: evaluate the loss, back-propagate to :math:`\vec x`, move it.
 
     The loss is evaluated inside a *closure* (clear the old gradient, evaluate, back-propagate, return the
     total) that is handed to ``optimizer.step``: Adam calls it once, L-BFGS as often as it needs. With
-    ``clip`` the pixels are put back into [0, 1] afterwards, a projected gradient step (right for Adam). With
-    ``project`` they are put back before each evaluation instead, inside the closure, so that every loss and
-    gradient is that of an image in range (the PyTorch tutorial's way with L-BFGS).
+    ``clip`` the pixels are put back into [0, 1] afterwards, a projected gradient step (right for Adam; for
+    L-BFGS, :func:`run_torch` clamps them before each evaluation instead, see :data:`PROJECT_LBFGS`).
 
     Args:
         x: the image, (N, 3, H, W), a leaf tensor with ``requires_grad`` and the optimiser's only parameter.
@@ -168,7 +167,6 @@ def optimisation_step(x: torch.Tensor, optimizer: torch.optim.Optimizer, objecti
         optimizer: a torch optimiser over ``[x]`` (e.g. from :func:`make_optimizer`).
         objective: a function from the image to its :class:`~nstlab.losses.LossParts`.
         clip: clamp the pixels to [0, 1] after the step.
-        project: clamp the pixels to [0, 1] before each evaluation.
 
     Returns:
         The loss parts of the last evaluation in this step (for Adam, of the image before the update), detached.
@@ -188,9 +186,6 @@ def optimisation_step(x: torch.Tensor, optimizer: torch.optim.Optimizer, objecti
     last: list[LossParts] = []
 
     def closure() -> torch.Tensor:
-        if project:
-            with torch.no_grad():
-                x.clamp_(0, 1)
         optimizer.zero_grad(set_to_none=True)  # gradients accumulate in torch; start each evaluation at zero
         parts = objective(x)
         parts.total.backward()
@@ -237,10 +232,17 @@ def run_torch(objective: Objective, x0: torch.Tensor, *, optimizer: str, lr: flo
     opt = make_optimizer(optimizer, x, lr=lr)
     if state is not None:
         opt.load_state_dict(state)
+    project = optimizer == "lbfgs" and PROJECT_LBFGS
+
+    def evaluate(image: torch.Tensor) -> LossParts:
+        if project:  # L-BFGS: the pixels put back into [0, 1] before each evaluation, as the tutorial's closure does
+            with torch.no_grad():
+                image.clamp_(0, 1)
+        return objective(image)
+
     for step in range(start + 1, stop + 1):
-        # Adam's steps are projected back into [0, 1], as in the PyTorch tutorial.
-        parts = optimisation_step(x, opt, objective, clip=optimizer == "adam",
-                                  project=optimizer == "lbfgs" and PROJECT_LBFGS)
+        # Adam's steps are projected back into [0, 1] after each step, as in the PyTorch tutorial.
+        parts = optimisation_step(x, opt, evaluate, clip=optimizer == "adam")
         if on_step(step, x.detach(), parts, opt.state_dict):
             return x.detach(), True
     return x.detach(), False
