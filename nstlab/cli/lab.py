@@ -57,23 +57,27 @@ def lab_config(folder: Path, *, student: bool = True) -> Path:
     """
     from nstlab.course import mathjax
 
-    files: dict[Path, dict] = {}
+    settings: dict[Path, dict] = {}
+    files: dict[Path, str] = {}
     if student:
-        files[Path("labconfig") / "page_config.json"] = {
+        settings[Path("labconfig") / "page_config.json"] = {
             "disabledExtensions": {name: True for name in INSTRUCTOR_PLUGINS}}
-        files[Path("jupyter_server_config.d") / "nstlab-student-lab.json"] = {
+        settings[Path("jupyter_server_config.d") / "nstlab-student-lab.json"] = {
             "ServerApp": {"jpserver_extensions": {name: False for name in INSTRUCTOR_SERVER_EXTENSIONS}}}
     try:
+        templates, exporter = mathjax.server_files(folder / "nbconvert-templates")
+        files.update({path.relative_to(folder): text for path, text in templates.items()})
         # In the main file: Jupyter Server reads extension switches from jupyter_server_config.d/, other
         # settings from jupyter_server_config.json of each folder on the path.
-        files[Path("jupyter_server_config.json")] = mathjax.server_config(folder / "nbconvert-templates")
+        settings[Path("jupyter_server_config.json")] = exporter
     except mathjax.MathJaxMissing as err:
         print(f"warning: {err}; until then the lab's HTML export loads MathJax from a CDN", file=sys.stderr)
-    for relative, content in files.items():
+    files.update({path: json.dumps(content, indent=2) + "\n" for path, content in settings.items()})
+    for relative, text in files.items():
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.writing")
-        tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)  # a lab starting at the same moment reads the old file or the new one, never half
     return folder
 
@@ -83,7 +87,7 @@ def student_config(folder: Path) -> Path:
     return lab_config(folder, student=True)
 
 
-def student_config_folder(instructor: bool = False) -> Path:
+def lab_config_folder(instructor: bool = False) -> Path:
     """Where the lab's configuration is written: the user's cache (``$XDG_CACHE_HOME``, ``~/.cache``)."""
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "nstlab" / ("instructor-lab" if instructor else "student-lab")
@@ -134,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     except course.CourseError as err:
         raise UserError(str(err)) from err
     command = lab_command(root, args.extra)
-    config = lab_config(student_config_folder(args.instructor), student=not args.instructor)
+    config = lab_config(lab_config_folder(args.instructor), student=not args.instructor)
     print("starting JupyterLab: your notebooks are in work/, the course material beside them", flush=True)
     os.execve(command[0], command, lab_environment(config))
     return 0  # not reached: execv replaces this process

@@ -147,36 +147,30 @@ def _loader() -> jinja2.BaseLoader:
     return jinja2.DictLoader(_templates())
 
 
-def server_config(folder: Path) -> dict:
-    """Jupyter Server settings under which JupyterLab's own "Save and Export Notebook As → HTML" typesets
-    offline: the pages :class:`OfflineHTMLExporter` writes.
+def server_files(templates: Path) -> tuple[dict[Path, str], dict]:
+    """What makes JupyterLab's own "Save and Export Notebook As → HTML" typeset offline: the pages
+    :class:`OfflineHTMLExporter` writes.
 
     The lab's export builds nbconvert's ``HTMLExporter`` with the server's configuration, so the same
-    templates are given to it as files: ``folder/lab`` and ``folder/base`` (written here) come first among the
-    template folders of every HTML template, ahead of nbconvert's own.
+    templates are given to it as files: ``templates/lab`` and ``templates/base`` come first among the template
+    folders of every HTML template, ahead of nbconvert's own.
 
     Args:
-        folder: where the template files go (made if needed); ``nstlab lab`` uses its configuration folder.
+        templates: the folder the template files are to be written to.
 
     Returns:
-        The ``HTMLExporter`` section for a ``jupyter_server_config.json``.
+        The template files (path -> text) for the caller to write, and the ``HTMLExporter`` section of a
+        ``jupyter_server_config.json``.
 
     Raises:
         MathJaxMissing: ``jupyter-server-mathjax`` is not installed.
     """
-    templates = _templates()
-    for template in ("base", "lab"):  # every HTML template extends base; lab defines its own mermaid loader
-        for name, text in templates.items():
-            path = folder / template / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                tmp = path.with_name(f".{name}.writing")
-                tmp.write_text(text, encoding="utf-8")
-                tmp.replace(path)
+    # every HTML template extends base; lab defines its own mermaid loader
+    files = {templates / template / name: text for template in ("base", "lab") for name, text in _templates().items()}
     # mermaid_js_url cannot be configured; the lab template, the one the menu uses, loads mermaid through the
     # macro replaced above, the classic template from cdnjs (a diagram library: the formulae do not need it).
-    return {"HTMLExporter": {"extra_template_basedirs": [str(folder)], "require_js_url": EMPTY_SCRIPT,
-                             "jquery_url": EMPTY_SCRIPT}}
+    return files, {"HTMLExporter": {"extra_template_basedirs": [str(templates)], "require_js_url": EMPTY_SCRIPT,
+                                    "jquery_url": EMPTY_SCRIPT}}
 
 
 # Pages of the course's exports keep their outputs as they are (no widget state is saved), so RequireJS and

@@ -76,22 +76,15 @@ def status_text(report: Report | None) -> tuple[str, str]:
     return ("flagged" if report.flags else "graded"), "; ".join(report.flags)
 
 
-def _submission(gradebook, assignment: str, student: str):
-    """nbgrader's submission of ``student`` for ``assignment``, or None."""
+def _submitted(gradebook, assignment: str, student: str) -> bool:
     from nbgrader.api import MissingEntry
 
     try:
-        return gradebook.find_submission(assignment, student)
+        gradebook.find_submission(assignment, student)
     except MissingEntry:
-        return None
+        return False
+    return True
 
-
-def awaiting(submission) -> str:
-    """The ``awaiting_hand_grading`` column: grade ids nbgrader left for the instructor, "; "-separated."""
-    if submission is None:
-        return ""
-    return "; ".join(sorted(grade.name for notebook in submission.notebooks for grade in notebook.grades
-                            if grade.needs_manual_grade))
 
 
 class StatusCsvExport(CsvExportPlugin):
@@ -105,13 +98,18 @@ class StatusCsvExport(CsvExportPlugin):
         course = course_folder(db_url)
         with dest.open(newline="") as f:
             rows = list(csv.DictReader(f))
+        from nstlab.course.batch import awaiting_manual_grade  # batch imports this module
+
         extra = ["status", "notes", "awaiting_hand_grading"]
         keys = [*(rows[0].keys() if rows else []), *extra]
+        waiting: dict[str, dict[str, list[str]]] = {}  # assignment -> student -> grade ids, in notebook order
         for row in rows:
-            report = read_report(course, row["assignment"], row["student_id"])
-            submission = _submission(gradebook, row["assignment"], row["student_id"])
-            row["awaiting_hand_grading"] = awaiting(submission)
-            if report is None and submission is None:
+            assignment, student = row["assignment"], row["student_id"]
+            if assignment not in waiting:
+                waiting[assignment] = awaiting_manual_grade(assignment, root=course.parent)
+            row["awaiting_hand_grading"] = "; ".join(waiting[assignment].get(student, []))
+            report = read_report(course, assignment, student)
+            if report is None and not _submitted(gradebook, assignment, student):
                 status, notes = "no submission", ""
             elif report is None:  # nbgrader knows the submission, the grading pipeline never finished it
                 status, notes = "not graded: no record of its grading (see the autograde log)", ""
