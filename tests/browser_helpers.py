@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import time
@@ -21,6 +22,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def lab_environment(home: Path) -> dict[str, str]:
+    """The environment a test's `nstlab lab` runs in: its configuration and JupyterLab's workspaces in ``home``.
+
+    JupyterLab saves the open tabs to a workspace file in the user's home and reopens them at the next start, so
+    a lab that shares it opens whatever an earlier test left open (00-welcome beside the notebook under test).
+    """
+    return {**os.environ, "XDG_CACHE_HOME": str(home / "cache"), "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}
 
 
 def wait_for_http(url: str, *, timeout: float = 90) -> bool:

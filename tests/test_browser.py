@@ -15,20 +15,21 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, wait_for_http
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, lab_environment, wait_for_http
 from browser_helpers import free_port as _free_port
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
 
 @pytest.fixture
-def lab(course_copy: Path):
+def lab(course_copy: Path, tmp_path: Path):
     """A running `nstlab lab` on a private copy of the course; yields (base URL, token, course root)."""
     port, token = _free_port(), "nstlab-browser-test"
     server = subprocess.Popen(
         [sys.executable, "-m", "nstlab.cli", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}"],
         cwd=course_copy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=lab_environment(tmp_path),
     )
     base = f"http://127.0.0.1:{port}"
     wait_for_http(f"{base}/api/status?token={token}")

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_helpers import lab_environment
 
 from nstlab.cli import main
 
@@ -99,13 +100,14 @@ def _get(url: str) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
-def test_lab_serves_the_course_with_the_students_work_folder(course_copy: Path):
+def test_lab_serves_the_course_with_the_students_work_folder(course_copy: Path, tmp_path: Path):
     """`nstlab lab` (what `make lab` runs) copies the notebooks into work/ and serves them beside the course."""
     port, token = _free_port(), "nstlab-test-token"
     server = subprocess.Popen(
         [sys.executable, "-m", "nstlab.cli", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}"],
         cwd=course_copy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env=lab_environment(tmp_path),
     )
     try:
         listing = None

@@ -18,7 +18,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, free_port, open_offline, wait_for_http
+from browser_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    NO_CHROMIUM,
+    free_port,
+    lab_environment,
+    open_offline,
+    wait_for_http,
+)
 
 from nstlab.cli import lab as cli_lab
 
@@ -77,7 +85,7 @@ def running_lab(request, course_copy: Path, tmp_path: Path):
         [sys.executable, "-m", "nstlab.cli", "lab", *options, "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={TOKEN}", "--LabApp.expose_app_in_browser=True"],
         cwd=course_copy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},  # the student config stays in tmp_path
+        env=lab_environment(tmp_path),  # the lab's configuration and open tabs stay in tmp_path
     )
     base = f"http://127.0.0.1:{port}"
     try:  # the server is stopped even when it never answers
