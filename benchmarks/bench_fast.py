@@ -18,7 +18,10 @@ seconds beside it (waiting behind other processes inflates wall time, not CPU ti
    the loss and its gradient, as the paper compares: a few Adam steps (one evaluation each) are timed and the
    time per step multiplied by 500;
 4. seconds per **training step** at 128 and 256 px (the small network at the fast profile's batch of 2, the
-   paper's network at its batch of 4), and the fast profile's whole training run (``fast_config("fast")``).
+   paper's network at its batch of 4), and the fast profile's whole training run (``fast_config("fast")``);
+5. (``--sections train-precision``) one training step as ``nstlab.fast.train`` takes it, channels-last in fp32
+   and in bf16 autocast with the loss network's weights cast once, against the contiguous float32 step of
+   ``train_step`` (the layout before channels-last): CPU seconds per step on one thread.
 
 The networks' weights are random (speed does not depend on them); the loss networks are the pretrained VGGs
 when cached, else the untrained stand-ins (the output says which).
@@ -35,9 +38,10 @@ from pathlib import Path
 
 import torch
 
+from nstlab.device import channels_last, frozen_weights_in
 from nstlab.fast import PAPER, SMALL, TransformNet, apply, count_parameters, export_onnx, fast_config, train
 from nstlab.fast.loss import style_targets
-from nstlab.fast.train import train_step
+from nstlab.fast.train import _step, train_step
 from nstlab.vgg import VGGFeatures
 from nstlab.weights import load_backbone
 
@@ -152,6 +156,42 @@ def training_table(repeats: int) -> None:
             print(f"| {name} | {size} | {batch} | {wall:.2f} s (CPU {cpu:.2f} s) |", flush=True)
 
 
+def training_precision_table(repeats: int) -> None:
+    """Seconds per training step in the layouts and precisions ``nstlab.fast.train`` can run, one thread."""
+    backbone = load_backbone("vgg16", fallback="untrained")
+    print(f"\n# loss network: {backbone.note}; {torch.get_num_threads()} thread(s), load {load()}")
+    kinds = ["contiguous fp32", "channels-last fp32"] + (["channels-last bf16"] if native_bf16() else [])
+    print(f"\n| network | crop | batch | {' | '.join(kinds)} | bf16 / contiguous fp32 |")
+    print("|---|---|---|" + "---|" * (len(kinds) + 1))
+    style = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    for name, settings, batch, size in (("small", SMALL, 2, 128), ("small", SMALL, 2, 256), ("paper", PAPER, 4, 256)):
+        config = fast_config("fast", size=size, batch_size=batch, **settings)
+        cpu = {}
+        for kind in kinds:
+            layout, precision = kind.split()
+            extractor = VGGFeatures(config.layers, backbone=backbone)
+            torch.manual_seed(0)
+            net = TransformNet(**settings)
+            x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+            if layout == "channels-last":  # as train() does: both networks and the batch converted once
+                extractor, net, x = channels_last(extractor), channels_last(net), channels_last(x)
+            grams = style_targets(extractor, channels_last(style) if layout == "channels-last" else style,
+                                  layers=config.style_layers)
+            extractor = frozen_weights_in(extractor, precision)
+            optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+
+            def step(net=net, extractor=extractor, optimizer=optimizer, x=x, grams=grams, precision=precision,
+                     config=config):
+                return _step(net, extractor, optimizer, x, grams, content_layer=config.content_layer,
+                             content_weight=config.content_weight, style_weight=config.style_weight,
+                             precision=precision)
+
+            _, cpu[kind] = timed(step, repeats)
+        ratio = f"{cpu['channels-last bf16'] / cpu['contiguous fp32']:.2f}" if "channels-last bf16" in cpu else "-"
+        print(f"| {name} | {size} | {batch} | " + " | ".join(f"{cpu[k]:.2f}" for k in kinds) + f" | {ratio} |",
+              flush=True)
+
+
 def fast_profile_run() -> None:
     config = fast_config("fast")
     c0 = time.process_time()
@@ -171,7 +211,7 @@ def main() -> None:
     parser.add_argument("--timed-steps", type=int, default=2, help="stylize steps actually timed per size")
     parser.add_argument("--quick", action="store_true", help="256 and 512 px only, one repeat, no profile run")
     parser.add_argument("--sections", default="forward,apply,train,profile",
-                        help="comma-separated subset of forward, apply, train, profile")
+                        help="comma-separated subset of forward, apply, train, profile, train-precision")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import onnxruntime
@@ -190,6 +230,8 @@ def main() -> None:
         apply_and_speedup(sizes[1:] if args.quick else (512, 1024), repeats, args.evaluations, args.timed_steps)
     if "train" in sections:
         training_table(repeats)
+    if "train-precision" in sections:
+        training_precision_table(repeats)
     if "profile" in sections and not args.quick:
         fast_profile_run()
     print(f"\n# {time.perf_counter() - start:.0f} s in all; load average at the end {load()}")

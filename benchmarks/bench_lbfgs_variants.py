@@ -5,9 +5,10 @@ Run from the repository root, e.g.::
     .venv/bin/python benchmarks/bench_lbfgs_variants.py --name fp32-history100 --switch 0 --history 100
     .venv/bin/python benchmarks/bench_lbfgs_variants.py --name bf16-then-fp32 --switch 150
     .venv/bin/python benchmarks/bench_lbfgs_variants.py --name coarse-to-fine --coarse 100
+    .venv/bin/python benchmarks/bench_lbfgs_variants.py --name b5-bf16-then-fp32 --beta 1e5 --target 0.8466 --switch 100
 
-The objective is that of ``bench_precision.py to-loss`` (256 px, the paper's layers, beta 1e3, from the content
-image, untrained VGG19 where the weights are not cached). Torch's L-BFGS takes one evaluation per step, the
+The objective is that of ``bench_precision.py to-loss`` (256 px, the paper's layers, beta 1e3 or ``--beta``, from
+the content image, untrained VGG19 where the weights are not cached). Torch's L-BFGS takes one evaluation per step, the
 pixels clamped to [0, 1] before each (``--project 0`` leaves them free); the network runs in bf16 before step
 ``--switch`` and in fp32 from it (0: fp32 throughout; the default, never: bf16 throughout); ``--coarse N``
 first takes N steps at half size and starts the full size from that image, upsampled. Every 10 steps the
@@ -23,6 +24,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -96,8 +98,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--project", type=int, default=1, help="1: clamp before each evaluation, 0: never")
     parser.add_argument("--coarse", type=int, default=0, help="steps at half size first")
-    parser.add_argument("--target", type=float, default=0.02732)
+    parser.add_argument("--target", type=float, default=0.02732,
+                        help="the tutorial loop's 300-step loss for this beta (bench_precision.py to-loss)")
+    parser.add_argument("--beta", type=float, default=1e3, help="the style weight (alpha = 1)")
     args = parser.parse_args()
+    bp.BASE = replace(bp.BASE, beta=args.beta)  # the objectives and the float32 judge read it
     torch.set_num_threads(1)
     backbone = load_backbone("vgg19", fallback="untrained")
     content, style = bp.images(256)
