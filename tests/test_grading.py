@@ -21,6 +21,7 @@ import csv
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,9 @@ from nstlab.course.batch import awaiting_manual_grade
 
 from conftest import ASSIGNMENTS, ROOT, copy_course
 
+# Assignments graded at the same time: one nbgrader batch keeps one core busy (its kernel runs one torch
+# thread), and these round trips are most of the suite's time.
+PARALLEL_GRADINGS = 2
 # Seconds a cell may run while grading in these tests. The looping submission spends exactly this long in
 # its first check cell; every cell of a solution in the grade profile must finish well inside it.
 TEST_TIMEOUT = 20
@@ -106,10 +110,26 @@ def _grade(root: Path, assignment: str) -> Graded:
     return Graded(root, assignment, scores, loop_points, seconds, status, _written(solution), by_hand)
 
 
+@pytest.fixture(scope="module")
+def gradings(request, tmp_path_factory):
+    """The round trips of the assignments this session's tests use, :data:`PARALLEL_GRADINGS` at a time, in
+    the order the tests ask for them; assignment -> future of its :class:`Graded`."""
+    wanted = [name for name in ASSIGNMENTS if any(
+        getattr(item, "callspec", None) and item.callspec.params.get("graded") == name for item in request.session.items)]
+    folders = {name: tmp_path_factory.mktemp(name) for name in wanted}
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_GRADINGS)
+    try:
+        yield {name: pool.submit(lambda name=name: _grade(copy_course(folders[name] / "repo"), name)) for name in wanted}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
-def graded(request, tmp_path_factory) -> Graded:
-    root = copy_course(tmp_path_factory.mktemp(request.param) / "repo")
-    result = _grade(root, request.param)
+def graded(request, gradings, tmp_path_factory) -> Graded:
+    if request.param in gradings:
+        result = gradings[request.param].result()
+    else:  # not foreseen when the batch started (a test asked for it by another route)
+        result = _grade(copy_course(tmp_path_factory.mktemp(request.param) / "repo"), request.param)
     print(f"\nautograde of 4 submissions of {request.param}: {result.seconds:.1f} s")
     return result
 
