@@ -76,6 +76,16 @@ def test_a_cpu_without_native_bf16_gets_fp32_from_auto_but_bf16_when_asked(monke
     assert asked.precision == "bf16" and "emulated and slower" in asked.reason
 
 
+@pytest.mark.parametrize(("avx512_bf16", "amx", "named"), [(True, False, "AVX512-BF16"), (False, True, "AMX"),
+                                                         (True, True, "AVX512-BF16 and AMX")])
+def test_auto_names_the_cpus_bf16_units(monkeypatch, avx512_bf16, amx, named):
+    """The reason doctor and the notebooks print names every unit found: AMX is where bf16 gains most."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    auto = device.choose_precision(device="cpu", profile="fast")
+    assert auto.precision == "bf16" and auto.reason == f"auto: this CPU has {named}"
+
+
 def test_cuda_auto_follows_the_gpu_and_mps_stays_fp32():
     """On CUDA auto is bf16 only where the GPU supports it; nstlab never picks bf16 on MPS by itself."""
     cuda = device.choose_precision(device="cuda", profile="full")
