@@ -6,12 +6,15 @@ Run from the repository root, e.g.::
     .venv/bin/python benchmarks/bench_lbfgs_variants.py --name bf16-then-fp32 --switch 150
     .venv/bin/python benchmarks/bench_lbfgs_variants.py --name coarse-to-fine --coarse 100
     .venv/bin/python benchmarks/bench_lbfgs_variants.py --name b5-bf16-then-fp32 --beta 1e5 --target 0.8466 --switch 100
+    .venv/bin/python benchmarks/bench_lbfgs_variants.py --name b5-colour --beta 1e5 --target 0.8466 --switch 0 --init colour
 
 The objective is that of ``bench_precision.py to-loss`` (256 px, the paper's layers, beta 1e3 or ``--beta``, from
 the content image, untrained VGG19 where the weights are not cached). Torch's L-BFGS takes one evaluation per step, the
 pixels clamped to [0, 1] before each (``--project 0`` leaves them free); the network runs in bf16 before step
 ``--switch`` and in fp32 from it (0: fp32 throughout; the default, never: bf16 throughout); ``--coarse N``
-first takes N steps at half size and starts the full size from that image, upsampled. Every 10 steps the
+first takes N steps at half size and starts the full size from that image, upsampled (``--residual``: from
+the sharp content image plus the half-size run's change, upsampled); ``--init colour`` starts from the content
+image with the style image's colour mean and covariance. The float32 loss of the full-size start is logged. Every 10 steps the
 float32 loss of the clamped image is computed (its CPU seconds are left out); the run stops when it reaches
 ``--target`` (the tutorial loop's 300-step loss, measured by ``bench_precision.py to-loss``). Prints one JSON
 line: whether it reached the target, the last (step, CPU s, loss), and every third logged point.
@@ -40,6 +43,24 @@ from nstlab.weights import load_backbone  # noqa: E402
 
 def half(image: torch.Tensor) -> torch.Tensor:
     return F.interpolate(image, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
+
+
+def colour_matched(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """The content image with the style image's colour mean and covariance (a linear map of its pixels)."""
+    def stats(image):
+        pixels = image[0].reshape(3, -1).double()
+        mean = pixels.mean(1, keepdim=True)
+        centred = pixels - mean
+        return pixels, mean, centred @ centred.T / centred.shape[1]
+
+    def root(matrix, power):
+        values, vectors = torch.linalg.eigh(matrix)
+        return vectors @ torch.diag(values.clamp_min(1e-8) ** power) @ vectors.T
+
+    pixels, mean_c, cov_c = stats(content)
+    _, mean_s, cov_s = stats(style)
+    mapped = root(cov_s, 0.5) @ root(cov_c, -0.5) @ (pixels - mean_c) + mean_s
+    return mapped.reshape(content.shape).float().clamp(0, 1)
 
 
 class Variant:
@@ -98,6 +119,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--project", type=int, default=1, help="1: clamp before each evaluation, 0: never")
     parser.add_argument("--coarse", type=int, default=0, help="steps at half size first")
+    parser.add_argument("--residual", action="store_true",
+                        help="with --coarse: add the half-size run's change, upsampled, to the sharp content image")
+    parser.add_argument("--init", choices=["content", "colour"], default="content",
+                        help="colour: the content image with the style image's colour mean and covariance")
     parser.add_argument("--target", type=float, default=0.02732,
                         help="the tutorial loop's 300-step loss for this beta (bench_precision.py to-loss)")
     parser.add_argument("--beta", type=float, default=1e3, help="the style weight (alpha = 1)")
@@ -107,11 +132,18 @@ def main() -> None:
     backbone = load_backbone("vgg19", fallback="untrained")
     content, style = bp.images(256)
     variant = Variant(args, backbone, content, style)
-    x, start = content.clone(), 0
+    x, start = (colour_matched(content, style) if args.init == "colour" else content.clone()), 0
     if args.coarse:
         small, _ = variant.run(half(x), half(content), half(style), args.coarse, 0, judged=False)
-        x = F.interpolate(small.detach().clamp(0, 1), size=content.shape[-2:], mode="bilinear", align_corners=False)
+        small = small.detach().clamp(0, 1)
+        if args.residual:
+            change = F.interpolate(small - half(x), size=content.shape[-2:], mode="bilinear", align_corners=False)
+            x = (x + change).clamp(0, 1)
+        else:
+            x = F.interpolate(small, size=content.shape[-2:], mode="bilinear", align_corners=False)
         start = args.coarse
+    variant.log.append((start, round(time.process_time() - variant.c0 - variant.judge.seconds, 1),
+                        variant.judge(x.clamp(0, 1))))
     _, reached = variant.run(x, content, style, args.steps - start, start, judged=True)
     print(json.dumps({"name": args.name, "reached": reached, "last": variant.log[-1], "log": variant.log[::3]}))
 
