@@ -9,15 +9,16 @@ Run from the repository root, e.g.::
     .venv/bin/python benchmarks/bench_lbfgs_variants.py --name b5-colour --beta 1e5 --target 0.8466 --switch 0 --init colour
 
 The objective is that of ``bench_precision.py to-loss`` (256 px, the paper's layers, beta 1e3 or ``--beta``, from
-the content image, untrained VGG19 where the weights are not cached). Torch's L-BFGS takes one evaluation per step, the
-pixels clamped to [0, 1] before each (``--project 0`` leaves them free); the network runs in bf16 before step
-``--switch`` and in fp32 from it (0: fp32 throughout; the default, never: bf16 throughout); ``--coarse N``
-first takes N steps at half size and starts the full size from that image, upsampled (``--residual``: from
-the sharp content image plus the half-size run's change, upsampled); ``--init colour`` starts from the content
-image with the style image's colour mean and covariance. The float32 loss of the full-size start is logged. Every 10 steps the
-float32 loss of the clamped image is computed (its CPU seconds are left out); the run stops when it reaches
-``--target`` (the tutorial loop's 300-step loss, measured by ``bench_precision.py to-loss``). Prints one JSON
-line: whether it reached the target, the last (step, CPU s, loss), and every third logged point.
+the content image, untrained VGG19 where the weights are not cached). Torch's L-BFGS takes one evaluation per
+step, the pixels clamped to [0, 1] before each (``--project 0`` leaves them free); the network runs in bf16 before
+step ``--switch`` and in fp32 from it (0: fp32 throughout; the default, never: bf16 throughout); ``--coarse N``
+first takes N steps at half size and starts the full size from that image, upsampled (``--residual``: from the
+sharp content image plus the half-size run's change, upsampled); ``--init colour`` starts from the content image
+with the style image's colour mean and covariance; ``--anchor K`` adds to every bf16 gradient fp32's gradient
+minus bf16's at the last anchor, taken every K-th step. The float32 loss of the full-size start is logged, and
+every 10 steps the float32 loss of the clamped image is computed (its CPU seconds are left out); the run stops
+when it reaches ``--target`` (the tutorial loop's 300-step loss, measured by ``bench_precision.py to-loss``).
+Prints one JSON line: whether it reached the target, the last (step, CPU s, loss), and every third logged point.
 """
 
 from __future__ import annotations
@@ -90,16 +91,23 @@ class Variant:
         x = x0.detach().clone().requires_grad_(True)
         opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=a.history, tolerance_grad=0.0,
                                 tolerance_change=0.0)
+        correction: list[torch.Tensor] = []  # --anchor: fp32's gradient minus bf16's at the last anchor
         for step in range(start + 1, start + steps + 1):
             objective = objectives["bf16" if step < a.switch else "fp32"]
+            anchored = a.anchor and step < a.switch and (step - start - 1) % a.anchor == 0
 
-            def closure(objective=objective):
+            def closure(objective=objective, anchored=anchored, bf16=step < a.switch):
                 if a.project:
                     with torch.no_grad():
                         x.clamp_(0, 1)
                 opt.zero_grad(set_to_none=True)
+                if anchored:
+                    exact = torch.autograd.grad(objectives["fp32"](x).total, x)[0]
+                    correction[:] = [exact - torch.autograd.grad(objective(x).total, x)[0]]
                 total = objective(x).total
                 total.backward()
+                if correction and bf16:
+                    x.grad.add_(correction[0])
                 return total
 
             opt.step(closure)
@@ -116,6 +124,8 @@ def main() -> None:
     parser.add_argument("--name", default="variant")
     parser.add_argument("--switch", type=int, default=10**9, help="bf16 before this step, fp32 from it")
     parser.add_argument("--history", type=int, default=20)
+    parser.add_argument("--anchor", type=int, default=0,
+                        help="bf16 steps take fp32's gradient at every K-th step minus bf16's there as a correction")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--project", type=int, default=1, help="1: clamp before each evaluation, 0: never")
     parser.add_argument("--coarse", type=int, default=0, help="steps at half size first")
