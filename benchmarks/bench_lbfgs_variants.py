@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import bench_precision as bp  # noqa: E402  (a sibling script)
 
 from nstlab import stylize as st  # noqa: E402
+from nstlab.colour import match_colours  # noqa: E402
 from nstlab.device import channels_last, frozen_weights_in  # noqa: E402
 from nstlab.vgg import VGGFeatures  # noqa: E402
 from nstlab.weights import load_backbone  # noqa: E402
@@ -44,24 +45,6 @@ from nstlab.weights import load_backbone  # noqa: E402
 
 def half(image: torch.Tensor) -> torch.Tensor:
     return F.interpolate(image, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
-
-
-def colour_matched(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """The content image with the style image's colour mean and covariance (a linear map of its pixels)."""
-    def stats(image):
-        pixels = image[0].reshape(3, -1).double()
-        mean = pixels.mean(1, keepdim=True)
-        centred = pixels - mean
-        return pixels, mean, centred @ centred.T / centred.shape[1]
-
-    def root(matrix, power):
-        values, vectors = torch.linalg.eigh(matrix)
-        return vectors @ torch.diag(values.clamp_min(1e-8) ** power) @ vectors.T
-
-    pixels, mean_c, cov_c = stats(content)
-    _, mean_s, cov_s = stats(style)
-    mapped = root(cov_s, 0.5) @ root(cov_c, -0.5) @ (pixels - mean_c) + mean_s
-    return mapped.reshape(content.shape).float().clamp(0, 1)
 
 
 class Variant:
@@ -101,13 +84,12 @@ class Variant:
                     with torch.no_grad():
                         x.clamp_(0, 1)
                 opt.zero_grad(set_to_none=True)
-                if anchored:
-                    exact = torch.autograd.grad(objectives["fp32"](x).total, x)[0]
-                    correction[:] = [exact - torch.autograd.grad(objective(x).total, x)[0]]
                 total = objective(x).total
                 total.backward()
+                if anchored:
+                    correction[:] = [torch.autograd.grad(objectives["fp32"](x).total, x)[0] - x.grad]
                 if correction and bf16:
-                    x.grad.add_(correction[0])
+                    x.grad.add_(correction[0])  # at an anchor: fp32's gradient itself
                 return total
 
             opt.step(closure)
@@ -142,7 +124,7 @@ def main() -> None:
     backbone = load_backbone("vgg19", fallback="untrained")
     content, style = bp.images(256)
     variant = Variant(args, backbone, content, style)
-    x, start = (colour_matched(content, style) if args.init == "colour" else content.clone()), 0
+    x, start = (match_colours(content, style) if args.init == "colour" else content.clone()), 0
     if args.coarse:
         small, _ = variant.run(half(x), half(content), half(style), args.coarse, 0, judged=False)
         small = small.detach().clamp(0, 1)
