@@ -6,12 +6,15 @@ to the image. Modes:
 
 - ``fp32``: float32 throughout, TF32 off (the reference);
 - ``tf32``: float32 tensors, TF32 tensor cores allowed in convolutions and matrix products;
-- ``bf16-cl``: what ``stylize`` does on CUDA: bf16 autocast for the network, channels-last convolutions,
-  Gram matrices and losses in float32.
+- ``bf16-cl``: bf16 autocast for the whole network pass, channels-last convolutions, Gram matrices and
+  losses in float32 (what the feature browser, transfer learning and fast style transfer do in bf16);
+- ``bf16-bwd-cl``: what ``stylize`` does in bf16: the forward pass in float32 (torch's default cuDNN
+  settings, which allow TF32 in convolutions), the backward pass through the convolutions in bf16
+  (:class:`nstlab.device.Bf16Backward`), channels-last.
 
 The weights do not change the speed, so the untrained network is used. Timings are CUDA-synchronised medians
-after a warm-up. On a machine without a GPU, ``--device cpu --size 64`` runs the same code (fp32 and bf16
-autocast on the CPU) as a check that the script works.
+after a warm-up. On a machine without a GPU, ``--device cpu --size 64`` runs the same code (every mode but
+``tf32`` on the CPU) as a check that the script works.
 
 Run:
     .venv/bin/python benchmarks/bench_gpu.py [--size 512] [--repeats 50] [--device cuda]
@@ -26,6 +29,7 @@ import platform
 import torch
 
 from nstlab import losses
+from nstlab.device import Bf16Backward
 from nstlab.style_config import PAPER_CONTENT, PAPER_STYLE
 from nstlab.vgg import VGGFeatures
 from nstlab.weights import untrained_backbone
@@ -46,10 +50,11 @@ def tf32(allowed: bool):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def evaluation(extractor, x, P, A, *, bf16: bool) -> float:
+def evaluation(extractor, x, P, A, *, bf16: bool, bf16_backward: bool = False) -> float:
     """One loss-and-gradient evaluation; returns the total loss (a float, which also synchronises)."""
     x = x.detach().requires_grad_(True)
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16), \
+            (Bf16Backward() if bf16_backward else contextlib.nullcontext()):
         out = extractor(x)
     features = {name: f.float() for name, f in out.items()}  # Grams and losses in float32
     parts = losses.total_loss(features, P, A, alpha=1.0, beta=1e3)
@@ -59,20 +64,22 @@ def evaluation(extractor, x, P, A, *, bf16: bool) -> float:
 
 def time_mode(mode: str, *, size: int, repeats: int, device: torch.device) -> float:
     """Median milliseconds per evaluation in ``mode``."""
-    bf16, channels_last = mode == "bf16-cl", mode == "bf16-cl"
+    bf16, bf16_backward, channels_last = mode == "bf16-cl", mode == "bf16-bwd-cl", mode.endswith("-cl")
     extractor = VGGFeatures(LAYERS, backbone=untrained_backbone("vgg19", seed=0)).to(device)
     g = torch.Generator().manual_seed(0)
     photo, painting, x = (torch.rand(1, 3, size, size, generator=g).to(device) for _ in range(3))
     if channels_last:
         extractor = extractor.to(memory_format=torch.channels_last)
         photo, painting, x = (t.contiguous(memory_format=torch.channels_last) for t in (photo, painting, x))
-    with tf32(mode == "tf32"), torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    # bf16-bwd-cl keeps torch's own TF32 settings, as stylize does; the other modes set them.
+    settings = contextlib.nullcontext if bf16_backward else (lambda: tf32(mode == "tf32"))
+    with settings(), torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         P = {name: f.float() for name, f in extractor(photo).items() if name in PAPER_CONTENT}
         A = {name: losses.gram_matrix(f.float()) for name, f in extractor(painting).items() if name in PAPER_STYLE}
-    with tf32(mode == "tf32"):
+    with settings():
         # Five warm-up runs: cuDNN picks its algorithms, the allocator settles. evaluation() ends with .item(),
         # which waits for the GPU, so each timing covers the whole evaluation.
-        return 1000 * median_seconds(lambda: evaluation(extractor, x, P, A, bf16=bf16), repeats=repeats, warmup=5)
+        return 1000 * median_seconds(lambda: evaluation(extractor, x, P, A, bf16=bf16, bf16_backward=bf16_backward), repeats=repeats, warmup=5)
 
 
 def main() -> None:
@@ -80,7 +87,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--modes", nargs="+", default=["fp32", "tf32", "bf16-cl"])
+    parser.add_argument("--modes", nargs="+", default=["fp32", "tf32", "bf16-cl", "bf16-bwd-cl"])
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -6,22 +6,26 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_precision.py to-loss             # seconds to the tutorial loop's final loss
     .venv/bin/python benchmarks/bench_precision.py to-loss --variants  # ... and the optimisation's own options
     .venv/bin/python benchmarks/bench_precision.py others              # feature browser and transfer learning
-    .venv/bin/python benchmarks/bench_precision.py network             # the bare network in four layouts
+    .venv/bin/python benchmarks/bench_precision.py network             # the bare network in five settings
 
 Both loops minimise the same function: the paper's layers (relu1_1 ... relu5_1 style, relu4_2 content), max
 pooling, the Gatys et al. loss convention with alpha = 1, beta = 1e3, content ``astronaut`` and style
 ``mosaic`` (built in), on the CPU; the script checks that their losses agree on the content image before it
 times anything. The tutorial-style loop (``tutorial_loop.py``) runs float32 in the default memory layout with
 torch's L-BFGS defaults; nstlab runs :func:`nstlab.stylize.stylize` with ``precision="fp32"`` (channels-last
-alone) and ``"auto"`` (here bf16 autocast if the CPU has native bf16; the line printed first says which).
+alone) and ``"auto"`` (bf16 if the CPU has native bf16, the line printed first says which; stylize's bf16
+runs the forward pass in float32 and the backward pass in bf16, :class:`nstlab.device.Bf16Backward`).
+``per-eval`` also times bf16 autocast for the whole network (forward and backward), what stylize's bf16 was
+before: faster per evaluation, but it stops short of the float32 loss (docs/benchmarks.md).
 
 ``per-eval``: the process's CPU seconds (``time.process_time``, which waiting behind other processes does not
 inflate) per evaluation of loss and gradient, optimiser included, median over ``--evals`` evaluations after
 ``--warmup``; with 2 threads the CPU seconds add both threads' work, so the wall-clock median is printed too.
 
 ``network``: one forward and backward pass of VGG19 up to relu5_1 (gradient with respect to the image only),
-CPU seconds on one thread, contiguous and channels-last, float32 and bf16 autocast: what the layout and the
-precision can gain at most, with no loss computed.
+CPU seconds on one thread, contiguous and channels-last, float32 and bf16 autocast, and channels-last with
+the forward pass in float32 and the backward in bf16 (stylize's bf16): what the layout and the precision
+can gain at most, with no loss computed.
 
 ``others``: the feature browser's latency for a new photo (before: a contiguous float32 pass) and the CPU
 seconds of :func:`nstlab.transfer.transfer` with the frozen body in fp32 and in auto.
@@ -46,6 +50,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 
 import torch
@@ -89,7 +94,18 @@ def tutorial_per_eval(backbone, content, style, evals: int, warmup: int) -> tupl
     return _medians(cpu, wall, warmup)
 
 
-def nstlab_per_eval(backbone, content, style, precision: str, evals: int, warmup: int) -> tuple[float, float]:
+def _features_under_autocast(extractor, x, precision="fp32"):
+    """stylize's network pass as it was before Bf16Backward: the whole pass, forward too, under autocast."""
+    from nstlab.device import autocast
+
+    with autocast(precision, x.device):
+        out = extractor(channels_last(x))
+    return {name: f.float() for name, f in out.items()}
+
+
+def nstlab_per_eval(backbone, content, style, precision: str, evals: int, warmup: int, *,
+                    whole_autocast: bool = False) -> tuple[float, float]:
+    """CPU s (and wall s) per evaluation of stylize; ``whole_autocast`` runs its passes fully under autocast."""
     cpu, wall = [], []
 
     def callback(step, image, losses):
@@ -97,7 +113,19 @@ def nstlab_per_eval(backbone, content, style, precision: str, evals: int, warmup
         wall.append(time.perf_counter())
 
     config = replace(BASE, size=max(content.shape[-2:]), steps=warmup + evals, precision=precision)
-    st.stylize(content, style, config, backbone=backbone, callback=callback, show_progress=False)
+    features, extractor = st._features, None
+    if whole_autocast:  # as stylize ran it then: its own channels-last copy, the weights cast to bf16 once
+        from nstlab.device import frozen_weights_in
+
+        st._features = _features_under_autocast
+        layers = tuple(dict.fromkeys(BASE.content_layers + BASE.style_layers))
+        extractor = frozen_weights_in(channels_last(VGGFeatures(layers, pool=BASE.pool, backbone=backbone)),
+                                      choose_precision(precision, profile="fast"))
+    try:
+        st.stylize(content, style, config, backbone=backbone, extractor=extractor, callback=callback,
+                   show_progress=False)
+    finally:
+        st._features = features
     return _medians(cpu, wall, warmup)
 
 
@@ -120,8 +148,9 @@ def check_same_objective(backbone, content, style) -> float:
 
 def per_eval(args, backbone) -> None:
     print(header(backbone))
-    print("| size | threads | tutorial loop CPU s (wall) | nstlab fp32 channels-last | ratio | nstlab auto | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print("| size | threads | tutorial loop CPU s (wall) | nstlab fp32 channels-last | ratio | nstlab auto | ratio | "
+          "auto with the whole pass under bf16 autocast (before) | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for threads in args.threads:
         torch.set_num_threads(threads)
         for size in args.sizes:
@@ -130,8 +159,10 @@ def per_eval(args, backbone) -> None:
             t = tutorial_per_eval(backbone, content, style, args.evals, args.warmup)
             f = nstlab_per_eval(backbone, content, style, "fp32", args.evals, args.warmup)
             a = nstlab_per_eval(backbone, content, style, "auto", args.evals, args.warmup)
+            w = nstlab_per_eval(backbone, content, style, "auto", args.evals, args.warmup, whole_autocast=True)
             print(f"| {size} | {threads} | {t[0]:.3f} ({t[1]:.3f}) | {f[0]:.3f} ({f[1]:.3f}) | {f[0] / t[0]:.2f} | "
-                  f"{a[0]:.3f} ({a[1]:.3f}) | {a[0] / t[0]:.2f} |", flush=True)
+                  f"{a[0]:.3f} ({a[1]:.3f}) | {a[0] / t[0]:.2f} | {w[0]:.3f} ({w[1]:.3f}) | {w[0] / t[0]:.2f} |",
+                  flush=True)
     print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
@@ -309,33 +340,34 @@ def others(args, backbone) -> None:
 
 
 def network(args, backbone) -> None:
-    """Forward and backward of VGG19 to relu5_1 at ``--size`` px, 1 thread, in four layouts and precisions."""
-    from nstlab.device import autocast
+    """Forward and backward of VGG19 to relu5_1 at ``--size`` px, 1 thread, in five layouts and precisions."""
+    from nstlab.device import Bf16Backward, autocast
 
     torch.set_num_threads(1)
     print(header(backbone))
     x0 = images(args.size)[0]
     rows = []
-    for layout in ("contiguous", "channels-last"):
-        for precision in ("fp32", "bf16"):
-            net = VGGFeatures(("relu5_1",), pool="max", backbone=backbone)
-            if layout == "channels-last":
-                net = channels_last(net)
-            x = x0.clone().requires_grad_(True)
+    for layout, precision in (("contiguous", "fp32"), ("contiguous", "bf16"), ("channels-last", "fp32"),
+                              ("channels-last", "bf16"), ("channels-last", "fp32 forward, bf16 backward")):
+        net = VGGFeatures(("relu5_1",), pool="max", backbone=backbone)
+        if layout == "channels-last":
+            net = channels_last(net)
+        x = x0.clone().requires_grad_(True)
 
-            def once(net=net, x=x, precision=precision, layout=layout):
-                x.grad = None
-                with autocast(precision, "cpu"):
-                    out = net(channels_last(x) if layout == "channels-last" else x)["relu5_1"]
-                out.float().sum().backward()
+        def once(net=net, x=x, precision=precision, layout=layout):
+            x.grad = None
+            split = precision.startswith("fp32 forward")
+            with autocast("fp32" if split else precision, "cpu"), (Bf16Backward() if split else nullcontext()):
+                out = net(channels_last(x) if layout == "channels-last" else x)["relu5_1"]
+            out.float().sum().backward()
 
+        once()
+        times = []
+        for _ in range(args.repeats):
+            c0 = time.process_time()
             once()
-            times = []
-            for _ in range(args.repeats):
-                c0 = time.process_time()
-                once()
-                times.append(time.process_time() - c0)
-            rows.append((layout, precision, statistics.median(times)))
+            times.append(time.process_time() - c0)
+        rows.append((layout, precision, statistics.median(times)))
     base = rows[0][2]
     print(f"| VGG19 to relu5_1, {args.size} px, forward + backward, 1 thread | CPU s (median of {args.repeats}) | "
           "vs contiguous fp32 |")

@@ -11,9 +11,11 @@ The same module decides the **precision** of network passes, once, with a reason
 ``auto``. ``bf16`` runs the convolutions under :func:`torch.autocast` with bfloat16 (8 bits of mantissa, the
 range of float32); ``auto`` picks it where the hardware computes bfloat16 natively (a CUDA GPU that supports
 it; a CPU with AVX512-BF16 or AMX, or an ARM CPU with the BF16 extension, as oneDNN reports) and float32
-elsewhere. Only the network runs in bfloat16: Gram matrices, losses, optimiser state and the image stay in
-float32, and everything checked for a grade runs in float32 (the ``grade`` profile, and
-:func:`float32_only`, which :func:`nstlab.checks.no_tf32` enters). Network passes also use the channels-last
+elsewhere. Style transfer by optimisation is the exception: its optimiser needs each image's features to
+float32's accuracy, so there bf16 computes only the backward pass (:class:`Bf16Backward`). Only the network
+runs in bfloat16: Gram matrices, losses, optimiser state and the image stay in float32, and everything
+checked for a grade runs in float32 (the ``grade`` profile, and :func:`float32_only`, which
+:func:`nstlab.checks.no_tf32` enters). Network passes also use the channels-last
 memory layout (:func:`channels_last`), the fast layout of oneDNN's and cuDNN's convolutions.
 """
 
@@ -27,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 ENV_VAR = "NSTLAB_DEVICE"
 KNOWN_KINDS = ("cpu", "cuda", "mps")
@@ -308,3 +311,85 @@ def frozen_weights_in(module: torch.nn.Module, precision: str | PrecisionChoice)
             if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
                 layer.to(torch.bfloat16)
     return module
+
+
+# --- bf16 in the backward pass only ---------------------------------------------------------------------------
+
+
+# weight -> (its version, its bf16 copy), for Bf16Backward; an entry goes when its weight does.
+_BF16_COPIES = WeakIdKeyDictionary()
+
+
+class _ConvForwardFp32BackwardBf16(torch.autograd.Function):
+    """conv2d computed exactly in float32; the gradient with respect to its input computed in bf16.
+
+    Only for frozen weights: no gradient goes to the weight or the bias. Nothing of the input is saved for
+    the backward pass, only the weight's bf16 copy (shared by every pass of a run).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, weight_bf16, stride, padding, dilation, groups):
+        ctx.save_for_backward(weight_bf16)
+        ctx.shape, ctx.stride, ctx.padding, ctx.dilation, ctx.groups = x.shape, stride, padding, dilation, groups
+        return torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (weight_bf16,) = ctx.saved_tensors
+        grad_x = torch.nn.grad.conv2d_input(ctx.shape, weight_bf16, grad.to(torch.bfloat16), ctx.stride, ctx.padding,
+                                            ctx.dilation, ctx.groups)
+        return grad_x.to(grad.dtype), None, None, None, None, None, None, None
+
+
+class Bf16Backward(torch.overrides.TorchFunctionMode):
+    """Inside this mode, convolutions by frozen weights run forward in float32 and backward in bf16.
+
+    This is how :func:`nstlab.stylize.stylize` uses bf16. Its optimiser follows the gradient of the loss with
+    respect to the pixels, and measured, rounding the *forward* pass is what stops it short: a bf16
+    activation carries about 3 significant digits, so the residuals the losses are made of (features minus
+    targets, Gram matrices minus targets) drown in rounding as the run nears its optimum, and ReLUs near
+    zero switch on or off from one pixel update to the next. Rounding the *backward* pass only blurs the
+    gradient by the same relative amount, which L-BFGS tolerates: on the quality guard's problem a run
+    ends within 0.3 % of the float32 run's loss where full bf16 autocast ends 14 % above it
+    (docs/benchmarks.md). The backward convolutions are about half of an evaluation's work, so this saves
+    less than autocast does per evaluation but reaches the float32 result sooner.
+
+    Only calls of ``conv2d`` whose input needs a gradient and whose weight does not are changed; every other
+    operation, and every pass without a gradient, runs as it would in float32. The weights' bf16 copies are
+    made at their first use and kept as long as the weights live (so a new mode at every pass costs no cast),
+    and made again if a weight is changed in place.
+
+    Example:
+        >>> conv = torch.nn.Conv2d(1, 1, 3).requires_grad_(False)
+        >>> x = torch.ones(1, 1, 5, 5, requires_grad=True)
+        >>> with Bf16Backward():
+        ...     y = conv(x)
+        >>> y.dtype, y.grad_fn.name()
+        (torch.float32, '_ConvForwardFp32BackwardBf16Backward')
+    """
+
+    @staticmethod
+    def weight_bf16(weight: torch.Tensor) -> torch.Tensor:
+        """``weight`` in bf16 and in its memory layout, cast at its first use and kept while it lives."""
+        kept = _BF16_COPIES.get(weight)
+        if kept is None or kept[0] != weight._version:
+            copy = weight.detach().to(torch.bfloat16)
+            if weight.is_contiguous(memory_format=torch.channels_last):
+                copy = copy.contiguous(memory_format=torch.channels_last)
+            kept = _BF16_COPIES[weight] = (weight._version, copy)
+        return kept[1]
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.nn.functional.conv2d and torch.is_grad_enabled():
+            names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+            call = {**dict(zip(names, args, strict=False)), **kwargs}  # args may stop early
+            x, weight, padding = call.get("input"), call.get("weight"), call.get("padding", 0)
+            if (isinstance(x, torch.Tensor) and x.requires_grad and x.dtype == torch.float32
+                    and isinstance(weight, torch.Tensor) and not weight.requires_grad
+                    and not isinstance(padding, str)
+                    and not (isinstance(call.get("bias"), torch.Tensor) and call["bias"].requires_grad)):
+                return _ConvForwardFp32BackwardBf16.apply(
+                    x, weight, call.get("bias"), self.weight_bf16(weight), call.get("stride", 1), padding,
+                    call.get("dilation", 1), call.get("groups", 1))
+        return func(*args, **kwargs)

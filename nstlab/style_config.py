@@ -75,9 +75,10 @@ class StyleConfig:
         content_target: ``"content"`` (the photo's activations :math:`P^l`) or ``"adain"``
             (:math:`\mathrm{AdaIN}(P^l, S^l)` at each content layer, blended over the styles): the content
             already carries the style's statistics, so any style works without a trained decoder.
-        precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (:func:`nstlab.device.choose_precision`): the dtype
-            the network's convolutions compute in under autocast; Gram matrices, losses, the optimiser's state
-            and the image stay float32 whatever it is.
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (:func:`nstlab.device.choose_precision`). With bf16
+            the network's forward pass stays float32 and the gradient's way back through its convolutions
+            computes in bf16 (:class:`nstlab.device.Bf16Backward`); Gram matrices, losses, the optimiser's
+            state and the image stay float32 whatever it is.
     """
 
     alpha: float = 1.0

@@ -16,8 +16,10 @@ three optimisers (``lbfgs``: torch's L-BFGS; ``lbfgsb``: scipy's L-BFGS-B with t
 ``neural-style``); a progress bar and a callback; checkpoints that let a killed run continue; a clear stop
 when the loss becomes NaN or diverges; and a memory estimate that refuses sizes that cannot fit.
 The network runs in the channels-last layout and, with ``config.precision`` ``"bf16"`` (or ``"auto"`` on
-hardware with native bfloat16, :func:`nstlab.device.choose_precision`), under bf16 autocast; the Gram
-matrices, losses, optimiser state and the image stay float32.
+hardware with native bfloat16, :func:`nstlab.device.choose_precision`), computes its backward pass in
+bfloat16 and its forward pass in float32 (:class:`nstlab.device.Bf16Backward`): rounding the forward pass
+to bf16 stops L-BFGS well short of the float32 loss, rounding the gradient does not; the Gram matrices,
+losses, optimiser state and the image stay float32.
 The style term need not be Gram matrices: ``config.style_loss`` chooses the statistic the style layers
 match (:mod:`nstlab.statistics`: ``"gram"``, per-channel ``"mean_std"`` as in Huang & Belongie's AdaIN, or
 ``"mmd_linear"``, the means alone), and ``config.content_target="adain"`` pulls the content layers towards
@@ -35,6 +37,7 @@ quoted for 0-255 pixels are divided by 255.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -47,7 +50,7 @@ import torch.nn.functional as F
 
 from nstlab import losses, statistics
 from nstlab.colour import luminance_image, luminance_transfer, match_colours
-from nstlab.device import autocast, channels_last, choose_precision, frozen_weights_in
+from nstlab.device import Bf16Backward, autocast, channels_last, choose_precision
 from nstlab.images import resize_long_side, save_image
 from nstlab.memory import MemoryEstimate, SizeTooLarge, check_memory, estimate_memory
 from nstlab.optimise import initial_image, optimisation_step, run_lbfgsb, run_torch
@@ -148,9 +151,10 @@ def _check_image(image: object, name: str) -> torch.Tensor:
 
 
 def _features(extractor, x: torch.Tensor, precision: str = "fp32") -> dict[str, torch.Tensor]:
-    """The network's activations of ``x``: one channels-last copy of the image, the convolutions under
-    ``precision`` (bf16 autocast or fp32), the activations handed back in float32 for the Grams and losses."""
-    with autocast(precision, x.device):
+    """The network's activations of ``x``: one channels-last copy of the image, the forward pass in float32
+    (an outer autocast switched off), with ``"bf16"`` the gradient's way back through the convolutions in
+    bf16 (:class:`nstlab.device.Bf16Backward`); the activations in float32 for the Grams and losses."""
+    with autocast("fp32", x.device), (Bf16Backward() if precision == "bf16" else contextlib.nullcontext()):
         out = extractor(channels_last(x))
     return {name: f.float() for name, f in out.items()}
 
@@ -362,7 +366,6 @@ def stylize(content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor]
                                 backbone=backbone).to(device)
         if device.type in ("cpu", "cuda"):
             extractor = channels_last(extractor)  # our own copy, converted once: channels-last convolutions
-        extractor = frozen_weights_in(extractor, precision)  # ... and its weights cast once for a bf16 run
     missing = [name for name in layers if name not in getattr(extractor, "layers", ())]
     if missing:
         raise ValueError(f"the extractor does not return layer(s) {missing}; build it with all of {list(layers)}.")

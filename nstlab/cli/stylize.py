@@ -75,8 +75,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--seed", type=int, help="seed of the initial noise")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the best available)")
     p.add_argument("--precision", choices=("fp32", "bf16", "auto"),
-                   help="precision of the network's convolutions (default auto: bf16 where the device computes it "
-                        "natively, else fp32; or NSTLAB_PRECISION); losses and the image stay float32")
+                   help="precision of the network's backward pass (default auto: bf16 where the device computes it "
+                        "natively, else fp32; or NSTLAB_PRECISION); its forward pass, the losses and the image "
+                        "stay float32")
     p.add_argument("--untrained", action="store_true",
                    help="use a random network if the pretrained weights are unavailable (results are not meaningful)")
     p.add_argument("--save-every", type=int, help="save the image every N steps into OUT's folder OUT-STEM_steps/")
