@@ -316,7 +316,7 @@ def frozen_weights_in(module: torch.nn.Module, precision: str | PrecisionChoice)
 # --- bf16 in the backward pass only ---------------------------------------------------------------------------
 
 
-# weight -> (its version, its bf16 copy), for Bf16Backward; an entry goes when its weight does.
+# weight -> (its version, {memory layout: its bf16 copy}), for Bf16Backward; an entry goes when its weight does.
 _BF16_COPIES = WeakIdKeyDictionary()
 
 
@@ -369,15 +369,20 @@ class Bf16Backward(torch.overrides.TorchFunctionMode):
     """
 
     @staticmethod
-    def weight_bf16(weight: torch.Tensor) -> torch.Tensor:
-        """``weight`` in bf16 and in its memory layout, cast at its first use and kept while it lives."""
-        kept = _BF16_COPIES.get(weight)
-        if kept is None or kept[0] != weight._version:
-            copy = weight.detach().to(torch.bfloat16)
-            if weight.is_contiguous(memory_format=torch.channels_last):
-                copy = copy.contiguous(memory_format=torch.channels_last)
-            kept = _BF16_COPIES[weight] = (weight._version, copy)
-        return kept[1]
+    def weight_bf16(weight: torch.Tensor, layout: torch.memory_format = torch.channels_last) -> torch.Tensor:
+        """``weight`` in bf16 and in ``layout``, cast at its first use and kept while the weight lives.
+
+        The layout is the input's: a caller's network whose weights were left in the default layout still
+        gets channels-last bf16 copies when its input is channels-last, as in :func:`nstlab.stylize.stylize`
+        (oneDNN would otherwise reorder the weights at every backward pass).
+        """
+        version, copies = _BF16_COPIES.get(weight, (None, {}))
+        if version != weight._version:
+            version, copies = weight._version, {}
+            _BF16_COPIES[weight] = (version, copies)
+        if layout not in copies:
+            copies[layout] = weight.detach().to(torch.bfloat16).contiguous(memory_format=layout)
+        return copies[layout]
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -389,7 +394,9 @@ class Bf16Backward(torch.overrides.TorchFunctionMode):
                     and isinstance(weight, torch.Tensor) and not weight.requires_grad
                     and not isinstance(padding, str)
                     and not (isinstance(call.get("bias"), torch.Tensor) and call["bias"].requires_grad)):
+                layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) \
+                    and not x.is_contiguous() else torch.contiguous_format
                 return _ConvForwardFp32BackwardBf16.apply(
-                    x, weight, call.get("bias"), self.weight_bf16(weight), call.get("stride", 1), padding,
+                    x, weight, call.get("bias"), self.weight_bf16(weight, layout), call.get("stride", 1), padding,
                     call.get("dilation", 1), call.get("groups", 1))
         return func(*args, **kwargs)

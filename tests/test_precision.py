@@ -321,7 +321,7 @@ def test_bf16_backward_leaves_trained_weights_passes_without_gradient_and_other_
 
 def test_bf16_backward_casts_each_weight_once_and_again_after_it_changes():
     conv = frozen_conv()
-    x = torch.rand(1, 8, 6, 6, requires_grad=True)
+    x = device.channels_last(torch.rand(1, 8, 6, 6)).requires_grad_(True)
     first = device.Bf16Backward.weight_bf16(conv.weight)
     assert first.dtype == torch.bfloat16 and first.is_contiguous(memory_format=torch.channels_last)
     with device.Bf16Backward():  # a new mode at every pass, as stylize enters it: the copy is kept
@@ -331,6 +331,29 @@ def test_bf16_backward_casts_each_weight_once_and_again_after_it_changes():
         conv.weight.mul_(2)  # changed in place: the copy is made again
     again = device.Bf16Backward.weight_bf16(conv.weight)
     assert again is not first and torch.equal(again, conv.weight.to(torch.bfloat16))
+
+
+def test_bf16_backward_copies_a_callers_weights_in_the_layout_of_the_input():
+    """A network left in the default layout, fed channels-last images (as stylize feeds a caller's extractor),
+    gets channels-last bf16 copies; fed contiguous images, contiguous ones."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 16, 3).requires_grad_(False)  # the default layout
+    seen = []
+    original = torch.nn.grad.conv2d_input
+
+    def spy(shape, weight, *args, **kwargs):
+        seen.append(weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous())
+        return original(shape, weight, *args, **kwargs)
+
+    torch.nn.grad.conv2d_input = spy
+    try:
+        for x in (device.channels_last(torch.rand(1, 8, 6, 6)), torch.rand(1, 8, 6, 6)):
+            x.requires_grad_(True)
+            with device.Bf16Backward():
+                conv(x).sum().backward()
+    finally:
+        torch.nn.grad.conv2d_input = original
+    assert seen == [True, False]
 
 
 class NaNAfter(torch.nn.Module):
