@@ -381,7 +381,7 @@ class Bf16Backward(torch.overrides.TorchFunctionMode):
             version, copies = weight._version, {}
             _BF16_COPIES[weight] = (version, copies)
         if layout not in copies:
-            copies[layout] = weight.detach().to(torch.bfloat16).contiguous(memory_format=layout)
+            copies[layout] = weight.detach().to(dtype=torch.bfloat16, memory_format=layout)  # one copy
         return copies[layout]
 
     def __torch_function__(self, func, types, args=(), kwargs=None):

@@ -197,6 +197,8 @@ def test_every_convolution_sees_channels_last_with_one_conversion_per_network_pa
     convs = sum(isinstance(m, torch.nn.Conv2d) for m in extractor.modules())
     assert len(seen) == 5 * convs and all(seen)
     assert copies.count == 5
+    # bf16: each weight of this (default-layout) network copied to bf16 channels-last once, not once per pass.
+    assert copies.module_tensors == (convs if precision == "bf16" else 0)
 
 
 def test_the_extractor_stylize_builds_is_converted_to_channels_last(backbone):
