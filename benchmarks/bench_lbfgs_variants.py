@@ -11,9 +11,11 @@ Run from the repository root, e.g.::
 The objective is that of ``bench_precision.py to-loss`` (256 px, the paper's layers, beta 1e3 or ``--beta``, from
 the content image, untrained VGG19 where the weights are not cached). Torch's L-BFGS takes one evaluation per
 step, the pixels clamped to [0, 1] before each (``--project 0`` leaves them free); the network runs in bf16 before
-step ``--switch`` and in fp32 from it (0: fp32 throughout; the default, never: bf16 throughout); ``--coarse N``
-first takes N steps at half size and starts the full size from that image, upsampled (``--residual``: from the
-sharp content image plus the half-size run's change, upsampled); ``--init colour`` starts from the content image
+step ``--switch`` and in fp32 from it (0: fp32 throughout; the default, never: bf16 throughout), bf16 meaning
+autocast for the whole pass, as ``stylize`` ran bf16 when these runs were measured
+(``bench_precision.whole_pass_autocast``); ``--coarse N`` first takes N steps at half size and starts the full
+size from that image, upsampled (``--residual``: from the sharp content image plus the half-size run's change,
+upsampled); ``--init colour`` starts from the content image
 with the style image's colour mean and covariance; ``--anchor K`` adds to every bf16 gradient fp32's gradient
 minus bf16's at the last anchor, taken every K-th step. The float32 loss of the full-size start is logged, and
 every 10 steps the float32 loss of the clamped image is computed (its CPU seconds are left out); the run stops
@@ -63,7 +65,8 @@ class Variant:
     def objectives(self, content, style):
         out = {}
         for precision, network in self.networks.items():
-            P, A = st._targets(network, content, [style], [1.0], bp.BASE, precision)
+            with bp.whole_pass_autocast():  # for fp32 the same pass as stylize's
+                P, A = st._targets(network, content, [style], [1.0], bp.BASE, precision)
             out[precision] = st._objective(network, P, A, bp.BASE, [], precision)
         return out
 
@@ -84,7 +87,8 @@ class Variant:
                     with torch.no_grad():
                         x.clamp_(0, 1)
                 opt.zero_grad(set_to_none=True)
-                total = objective(x).total
+                with bp.whole_pass_autocast():  # for fp32 the same pass as stylize's
+                    total = objective(x).total
                 total.backward()
                 if anchored:
                     correction[:] = [torch.autograd.grad(objectives["fp32"](x).total, x)[0] - x.grad]

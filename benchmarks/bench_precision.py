@@ -50,7 +50,7 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 
 import torch
@@ -103,6 +103,18 @@ def _features_under_autocast(extractor, x, precision="fp32"):
     return {name: f.float() for name, f in out.items()}
 
 
+@contextmanager
+def whole_pass_autocast():
+    """Inside this block stylize's objectives and targets run the whole network pass under autocast, as they
+    did before :class:`nstlab.device.Bf16Backward` (a network whose weights were cast with ``frozen_weights_in``
+    needs it: the split pass computes its forward pass in float32)."""
+    saved, st._features = st._features, _features_under_autocast
+    try:
+        yield
+    finally:
+        st._features = saved
+
+
 def nstlab_per_eval(backbone, content, style, precision: str, evals: int, warmup: int, *,
                     whole_autocast: bool = False) -> tuple[float, float]:
     """CPU s (and wall s) per evaluation of stylize; ``whole_autocast`` runs its passes fully under autocast."""
@@ -113,19 +125,16 @@ def nstlab_per_eval(backbone, content, style, precision: str, evals: int, warmup
         wall.append(time.perf_counter())
 
     config = replace(BASE, size=max(content.shape[-2:]), steps=warmup + evals, precision=precision)
-    features, extractor = st._features, None
+    extractor = None
     if whole_autocast:  # as stylize ran it then: its own channels-last copy, the weights cast to bf16 once
         from nstlab.device import frozen_weights_in
 
-        st._features = _features_under_autocast
         layers = tuple(dict.fromkeys(BASE.content_layers + BASE.style_layers))
         extractor = frozen_weights_in(channels_last(VGGFeatures(layers, pool=BASE.pool, backbone=backbone)),
                                       choose_precision(precision, profile="fast"))
-    try:
+    with whole_pass_autocast() if whole_autocast else nullcontext():
         st.stylize(content, style, config, backbone=backbone, extractor=extractor, callback=callback,
                    show_progress=False)
-    finally:
-        st._features = features
     return _medians(cpu, wall, warmup)
 
 
