@@ -335,7 +335,7 @@ def test_bf16_backward_casts_each_weight_once_and_again_after_it_changes():
     assert again is not first and torch.equal(again, conv.weight.to(torch.bfloat16))
 
 
-def test_bf16_backward_copies_a_callers_weights_in_the_layout_of_the_input():
+def test_bf16_backward_copies_a_callers_weights_in_the_layout_of_the_input(monkeypatch):
     """A network left in the default layout, fed channels-last images (as stylize feeds a caller's extractor),
     gets channels-last bf16 copies; fed contiguous images, contiguous ones."""
     torch.manual_seed(0)
@@ -347,14 +347,11 @@ def test_bf16_backward_copies_a_callers_weights_in_the_layout_of_the_input():
         seen.append(weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous())
         return original(shape, weight, *args, **kwargs)
 
-    torch.nn.grad.conv2d_input = spy
-    try:
-        for x in (device.channels_last(torch.rand(1, 8, 6, 6)), torch.rand(1, 8, 6, 6)):
-            x.requires_grad_(True)
-            with device.Bf16Backward():
-                conv(x).sum().backward()
-    finally:
-        torch.nn.grad.conv2d_input = original
+    monkeypatch.setattr(torch.nn.grad, "conv2d_input", spy)
+    for x in (device.channels_last(torch.rand(1, 8, 6, 6)), torch.rand(1, 8, 6, 6)):
+        x.requires_grad_(True)
+        with device.Bf16Backward():
+            conv(x).sum().backward()
     assert seen == [True, False]
 
 
