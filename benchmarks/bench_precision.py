@@ -33,7 +33,8 @@ seconds of :func:`nstlab.transfer.transfer` with the frozen body in fp32 and in 
 ``to-loss``: the tutorial loop runs ``--tutorial-steps`` evaluations (its "steps") at ``--size`` px on one
 thread; its final image's loss, evaluated in float32, is the target. Each nstlab run then stops at the first
 step whose image (clamped to [0, 1], as returned) has a float32 loss at or below the target; the CPU seconds
-of those float32 checks are not counted. With ``--variants`` the same is measured for other starting images,
+of those float32 checks are not counted. ``--histories 20 50 100`` runs stylize in auto with those L-BFGS
+history sizes instead (nstlab's default is 20). With ``--variants`` the same is measured for other starting images,
 a coarse-to-fine schedule, L-BFGS history sizes and the strong-Wolfe line search (run through the same
 objective as :func:`stylize`).
 
@@ -264,12 +265,25 @@ def to_loss(args, backbone) -> None:
           "speed-up vs tutorial |")
     print("|---|---|---|---|---|")
     print(f"| tutorial-style loop (fp32, contiguous, LBFGS defaults) | {t_cpu:.1f} | {args.tutorial_steps} | yes | 1.0 |")
-    runs = {} if args.only_variants else {
+    runs = {} if args.only_variants or args.histories else {
         "nstlab defaults, auto": replace(BASE, precision="auto"),
         "nstlab defaults, fp32 (channels-last)": replace(BASE, precision="fp32")}
     for name, config in runs.items():
         cpu, step, reached = run_stylize_to(target, f32, backbone, content, style, config, args.max_steps)
         print(f"| {name} | {cpu:.1f} | {step} | {'yes' if reached else 'no'} | {t_cpu / cpu:.2f} |", flush=True)
+    if args.histories:  # stylize itself, auto, with other L-BFGS history sizes than nstlab.optimise's default
+        from nstlab import optimise
+
+        default = optimise.LBFGS_HISTORY
+        try:
+            for history in args.histories:
+                optimise.LBFGS_HISTORY = history
+                cpu, step, reached = run_stylize_to(target, f32, backbone, content, style,
+                                                    replace(BASE, precision="auto"), args.max_steps)
+                print(f"| nstlab, auto, L-BFGS history {history} | {cpu:.1f} | {step} | "
+                      f"{'yes' if reached else 'no'} | {t_cpu / cpu:.2f} |", flush=True)
+        finally:
+            optimise.LBFGS_HISTORY = default
     if args.unprojected:  # L-BFGS as nstlab ran it before: pixels free during the run, clamped at the end
         from nstlab import optimise
 
@@ -401,6 +415,8 @@ def main() -> None:
     q.add_argument("--beta", type=float, default=1e3, help="the style weight of both loops (alpha = 1)")
     q.add_argument("--unprojected", action="store_true", help="also L-BFGS without clamping before each evaluation")
     q.add_argument("--variants", action="store_true")
+    q.add_argument("--histories", type=int, nargs="+", default=[],
+                   help="instead of the default runs, stylize in auto with these L-BFGS history sizes")
     q.add_argument("--only-variants", action="store_true", help="skip the runs with nstlab's defaults")
     q.add_argument("--target", type=float, help="skip the tutorial run: its final loss, measured before")
     q.add_argument("--target-seconds", type=float, help="... and its CPU seconds")
