@@ -79,7 +79,10 @@ def time_mode(mode: str, *, size: int, repeats: int, device: torch.device) -> fl
     with settings():
         # Five warm-up runs: cuDNN picks its algorithms, the allocator settles. evaluation() ends with .item(),
         # which waits for the GPU, so each timing covers the whole evaluation.
-        return 1000 * median_seconds(lambda: evaluation(extractor, x, P, A, bf16=bf16, bf16_backward=bf16_backward), repeats=repeats, warmup=5)
+        def once():
+            return evaluation(extractor, x, P, A, bf16=bf16, bf16_backward=bf16_backward)
+
+        return 1000 * median_seconds(once, repeats=repeats, warmup=5)
 
 
 def main() -> None:

@@ -59,6 +59,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 import tutorial_loop  # noqa: E402  (a sibling script)
 
+from nstlab import optimise  # noqa: E402
 from nstlab import stylize as st  # noqa: E402
 from nstlab.data import open_image  # noqa: E402
 from nstlab.device import channels_last, choose_precision  # noqa: E402
@@ -272,8 +273,6 @@ def to_loss(args, backbone) -> None:
         cpu, step, reached = run_stylize_to(target, f32, backbone, content, style, config, args.max_steps)
         print(f"| {name} | {cpu:.1f} | {step} | {'yes' if reached else 'no'} | {t_cpu / cpu:.2f} |", flush=True)
     if args.histories:  # stylize itself, auto, with other L-BFGS history sizes than nstlab.optimise's default
-        from nstlab import optimise
-
         default = optimise.LBFGS_HISTORY
         try:
             for history in args.histories:
@@ -285,8 +284,6 @@ def to_loss(args, backbone) -> None:
         finally:
             optimise.LBFGS_HISTORY = default
     if args.unprojected:  # L-BFGS as nstlab ran it before: pixels free during the run, clamped at the end
-        from nstlab import optimise
-
         optimise.PROJECT_LBFGS = False
         try:
             for precision in ("auto", "fp32"):

@@ -30,7 +30,7 @@ from nstlab.losses import LossParts, content_loss, style_loss
 from nstlab.style_config import INITS
 
 # Pairs (s, y) that torch's L-BFGS remembers. Its default of 100 costs 200 copies of the image in memory and
-# in every checkpoint. Measured at 256 px (docs/benchmarks.md, "L-BFGS history"): 100 takes 3-9 % fewer steps
+# in every checkpoint. Measured at 256 px (docs/benchmarks.md, "L-BFGS history"): 100 takes 1-9 % fewer steps
 # to the same loss than 20, but each step costs as much more, so the time to a result is the same; 20 keeps
 # a fifth of the memory. The paper does not say.
 LBFGS_HISTORY = 20
